@@ -1,0 +1,734 @@
+"""Hookwise benchmark (issue 6): one command, one summary table, one JSON file.
+
+    python bench/run.py            # full run (~6-8 min on 2 cores)
+    python bench/run.py --quick    # shorter runs, one server setting (~2 min)
+
+Stages (see bench/README.md for what each figure means):
+  matching  in-process RuleSet.match time for 10/100/1,000/10,000 rules   (bench/matching.py)
+  sink      the loopback sink's own capacity under wrk (it must not be the limit)
+  ingest    wrk → POST /hooks/<source> on `hookwise web` (durable store + enqueue, no
+            workers running) beside a no-op Flask app under the same gunicorn settings,
+            for each server setting in --configs; the best Hookwise setting is chosen
+  e2e       a burst of N matching webhooks → rule → webhook step → sink, with 1 then 2
+            `hookwise worker` processes; then a paced run at 100 events/s
+  memory    RSS of web (gunicorn master + workers) and of each worker after the e2e run
+
+Every stage starts from a fresh data dir, database and Redis: SQLite and an embedded
+redis-server by default; --database-url / --redis-url for real servers (see --help; the
+named database is dropped and recreated, the named Redis DB flushed).
+
+Writes bench/results/summary.json; prints the table with the issue's targets and
+PASS/MISS. --profile adds py-spy recordings of an ingest run and of a 2-worker burst
+(bench/results/profile-*.txt) and prints where the samples went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+import load  # noqa: E402
+import matching  # noqa: E402
+import pyspy as spy  # noqa: E402
+
+RESULTS = BENCH / "results"
+SOURCE = "bench"
+
+RULES_YAML = """
+sources:
+  - slug: {source}
+rules:
+  - name: bench-forward
+    source: {source}
+    when:
+      all:
+        - {{path: $.body.type, op: eq, value: order.paid}}
+        - {{path: $.body.total, op: gt, value: 1}}
+    actions:
+      - id: out
+        type: webhook
+        url: http://127.0.0.1:{sink_port}/sink
+        json:
+          order: "{{{{ body.id }}}}"
+          total: "{{{{ body.total }}}}"
+          sent: "{{{{ body.sent }}}}"
+"""
+
+TARGETS = {
+    "ingest_ratio": 0.60,
+    "ingest_p99_ms": 25.0,
+    "e2e_2w_per_s": 500.0,
+    "e2e_paced_p50_ms": 20.0,
+    "match_10k_p50_us": 1000.0,
+    "match_ratio": 3.0,
+    "rss_mb": 150.0,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(port: int, path: str = "/healthz", timeout: float = 30,
+              proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", path)
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on port {port}")
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            text = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+            out.extend(int(x) for x in text)
+    except OSError:
+        pass
+    return out
+
+
+def tree_memory(pid: int) -> dict[str, float]:
+    """VmRSS (and PSS, which does not count shared pages twice) of pid + its children, MB."""
+    pids = [pid, *children(pid)]
+    rss = sum(_status_kb(p, "VmRSS") for p in pids)
+    pss = sum(_pss_kb(p) for p in pids)
+    return {"rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1),
+            "processes": len(pids)}
+
+
+# -- one stack: data dir, database, Redis, processes -------------------------------------
+
+
+class Stack:
+    """A fresh Hookwise installation for one stage, and the processes started for it."""
+
+    def __init__(self, args: argparse.Namespace, label: str, sink_port: int | None = None):
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"hookwise-bench-{label}-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.redis_srv: Any = None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWISE_")}
+        env.update({"HOOKWISE_DATA_DIR": str(self.tmp),
+                    "HOOKWISE_EGRESS_ALLOW": "127.0.0.0/8",
+                    "HOOKWISE_QUEUE": f"bench-{os.getpid()}-{label}",
+                    "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])})
+        if args.database_url:
+            _recreate_postgres(args.database_url)
+            env["HOOKWISE_DATABASE_URL"] = args.database_url
+        if args.redis_url:
+            import redis
+
+            redis.Redis.from_url(args.redis_url).flushdb()
+            env["HOOKWISE_REDIS_URL"] = args.redis_url
+        else:
+            from engine.redis_server import EmbeddedRedis
+
+            self.redis_srv = EmbeddedRedis(self.tmp)
+            env["HOOKWISE_REDIS_URL"] = self.redis_srv.start()
+        self.env = env
+        rules = self.tmp / "rules.yaml"
+        rules.write_text(RULES_YAML.format(source=SOURCE, sink_port=sink_port or 9))
+        subprocess.run([sys.executable, "-m", "web.cli", "apply", str(rules)], env=env,
+                       cwd=ROOT, check=True, capture_output=True)
+
+    def spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(cmd, env=self.env, cwd=ROOT, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=open(self.tmp / "stderr.log", "ab"))
+        self.procs.append(p)
+        return p
+
+    def web(self, port: int, cfg: dict[str, Any]) -> subprocess.Popen[bytes]:
+        """`hookwise web` (gthread, as shipped), or the same app under gunicorn sync."""
+        if cfg["class"] == "gthread":
+            cmd = [sys.executable, "-m", "web.cli", "web", "--port", str(port),
+                   "--workers", str(cfg["workers"]), "--threads", str(cfg["threads"]),
+                   "--no-migrate"]
+        else:
+            cmd = gunicorn_cmd(port, cfg, "web:create_app()")
+        p = self.spawn(cmd)
+        wait_http(port, proc=p)
+        return p
+
+    def worker(self) -> subprocess.Popen[bytes]:
+        return self.spawn([sys.executable, "-m", "web.cli", "worker"])
+
+    def stop(self, p: subprocess.Popen[bytes]) -> None:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)  # the group we started (gunicorn + workers)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def close(self) -> None:
+        for p in list(self.procs):
+            self.stop(p)
+        if self.redis_srv is not None:
+            self.redis_srv.stop()
+        if not self.args.keep_tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def gunicorn_cmd(port: int, cfg: dict[str, Any], app: str) -> list[str]:
+    """gunicorn with the options `hookwise web` sets (web/server.py)."""
+    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+           "--workers", str(cfg["workers"]), "--worker-class", cfg["class"],
+           "--keep-alive", "5", "--timeout", "60", "--graceful-timeout", "10",
+           "--log-level", "warning", "--pythonpath", f"{ROOT},{BENCH}"]
+    if cfg["class"] == "gthread":
+        cmd += ["--threads", str(cfg["threads"])]
+    return [*cmd, app]
+
+
+def _recreate_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    name = u.database or ""
+    if "bench" not in name:
+        raise SystemExit(f"--database-url: refusing to drop {name!r} (its name must "
+                         "contain 'bench')")
+    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
+def parse_configs(spec: str) -> list[dict[str, Any]]:
+    """'gthread:2x8,sync:4' → [{class, workers, threads}, ...]."""
+    out = []
+    for item in spec.split(","):
+        cls, _, shape = item.strip().partition(":")
+        w, _, t = shape.partition("x")
+        out.append({"class": cls, "workers": int(w), "threads": int(t or 1),
+                    "name": f"{cls} {w}w" + (f"x{t}t" if cls == "gthread" else "")})
+    return out
+
+
+# -- sink --------------------------------------------------------------------------------
+
+
+class SinkProc:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, str(BENCH / "sink.py"), str(self.port)],
+                                     stdout=subprocess.PIPE, start_new_session=True)
+        assert self.proc.stdout is not None
+        self.proc.stdout.readline()  # "ready"
+
+    def stats(self, since: int = 0) -> dict[str, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats?since={since}") as r:
+            return json.loads(r.read())  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats?since=999999999") as r:
+            return int(json.loads(r.read())["count"])
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/_reset", data=b"", method="POST")).read()
+
+    def wait_for(self, n: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.count() >= n:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def body_fn(i: int) -> dict[str, Any]:
+    return {"type": "order.paid", "id": f"b-{i}", "total": 10 + i % 500, "currency": "usd",
+            "customer": {"tier": "gold"}}
+
+
+def stage_sink(args: argparse.Namespace) -> dict[str, Any]:
+    sink = SinkProc()
+    try:
+        if load.have_wrk():
+            r = load.wrk(sink.port, "/sink", min(args.seconds, 5), args.connections)
+        else:
+            r = load.timed(sink.port, "/sink", min(args.seconds, 5), args.connections, body_fn)
+    finally:
+        sink.close()
+    return r
+
+
+def stage_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """Per setting: the no-op app and Hookwise run side by side (each idle while the other
+    is loaded) and are measured in alternating rounds, so drift in the machine's other
+    load hits both alike; the ratio is the median of the per-round ratios."""
+    configs = parse_configs(args.configs)
+    rows = []
+    use_wrk = load.have_wrk() and not args.python_client
+    path = f"/hooks/{SOURCE}"
+
+    def hit(port: int, seconds: float) -> dict[str, Any]:
+        if use_wrk:
+            return load.wrk(port, path, seconds, args.connections)
+        return load.timed(port, path, seconds, args.connections, body_fn)
+
+    for cfg in configs:
+        row: dict[str, Any] = {"config": cfg["name"], **cfg}
+        noop_stack = Stack(args, "noop")
+        stack = Stack(args, "ingest")
+        try:
+            noop_port = free_port()
+            p = noop_stack.spawn(gunicorn_cmd(noop_port, cfg, "noop_app:app"))
+            wait_http(noop_port, proc=p)
+            port = free_port()
+            web = stack.web(port, cfg)
+            log(f"ingest {cfg['name']}: {args.rounds} rounds of no-op then hookwise")
+            accepted = 0
+            for p_ in (noop_port, port):
+                w = hit(p_, args.warmup)
+                if p_ == port:
+                    accepted += w["requests"] - w["errors"]
+            runs: dict[str, list[dict[str, Any]]] = {"noop": [], "hookwise": []}
+            for _ in range(args.rounds):
+                runs["noop"].append(hit(noop_port, args.seconds / args.rounds))
+                runs["hookwise"].append(hit(port, args.seconds / args.rounds))
+            for name, rs in runs.items():
+                row[name] = _merge_rounds(rs)
+            row["hookwise"]["accepted_total"] = accepted + sum(
+                r["requests"] - r["errors"] for r in runs["hookwise"])
+            row["round_ratios"] = [round(h["rps"] / n["rps"], 3) for n, h in
+                                   zip(runs["noop"], runs["hookwise"], strict=True)]
+            row["ratio"] = sorted(row["round_ratios"])[len(row["round_ratios"]) // 2]
+            row["web_memory"] = tree_memory(web.pid)
+            row["noop_memory"] = tree_memory(p.pid)
+            stack.stop(web)
+            row["stored_events"] = _count_events(stack)
+        finally:
+            stack.close()
+            noop_stack.close()
+        log(f"  noop {row['noop']['rps']}/s, hookwise {row['hookwise']['rps']}/s "
+            f"(p99 {row['hookwise']['p99_ms']} ms), ratio {row['ratio']}")
+        rows.append(row)
+    best = max(rows, key=lambda r: r["hookwise"]["rps"] if r["hookwise"]["errors"] == 0
+               else -1)
+    return {"engine": "wrk" if use_wrk else "python", "connections": args.connections,
+            "seconds": args.seconds, "rounds": args.rounds, "configs": rows,
+            "chosen": best["config"]}
+
+
+def _merge_rounds(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests/s over all rounds; latency percentiles: the median round's."""
+    def med(key: str) -> Any:
+        vals = sorted(r[key] for r in rs if r.get(key) is not None)
+        return vals[len(vals) // 2] if vals else None
+    requests = sum(r["requests"] for r in rs)
+    errors = sum(r["errors"] for r in rs)
+    seconds = sum(r["seconds"] for r in rs)
+    return {"engine": rs[0]["engine"], "connections": rs[0]["connections"],
+            "seconds": round(seconds, 2), "requests": requests, "errors": errors,
+            "rps": round((requests - sum(r.get("non_2xx", 0) for r in rs)) / seconds, 1),
+            "p50_ms": med("p50_ms"), "p90_ms": med("p90_ms"), "p99_ms": med("p99_ms"),
+            "max_ms": max((r.get("max_ms") or 0) for r in rs),
+            "rounds": [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms", "errors")}
+                       for r in rs]}
+
+
+def _count_events(stack: Stack) -> int | None:
+    try:
+        from sqlalchemy import create_engine, text
+
+        url = stack.env.get("HOOKWISE_DATABASE_URL") or f"sqlite:///{stack.tmp / 'hookwise.db'}"
+        eng = create_engine(url)
+        with eng.connect() as c:
+            n = c.execute(text("select count(*) from events")).scalar()
+        eng.dispose()
+        return int(n or 0)
+    except Exception:
+        return None
+
+
+def _burst_figures(sink: SinkProc, n: int, post: dict[str, Any],
+                   timeout: float) -> dict[str, Any]:
+    ok = sink.wait_for(n, timeout)
+    arrivals = sink.stats()["arrivals"]
+    lat = [(a - s) * 1000 for a, s in arrivals if s is not None]
+    first_sent = min((s for _, s in arrivals if s is not None), default=0.0)
+    first = min((a for a, _ in arrivals), default=0.0)
+    last = max((a for a, _ in arrivals), default=0.0)
+    return {
+        "events": n, "delivered": len(arrivals), "complete": ok,
+        "post_rps": post["rps"], "post_errors": post["errors"],
+        "delivered_per_s": round(len(arrivals) / max(last - first_sent, 1e-6), 1),
+        "drain_per_s": round(len(arrivals) / max(last - first, 1e-6), 1),
+        "p50_ms": load._r(load.pct(lat, 0.5)), "p99_ms": load._r(load.pct(lat, 0.99)),
+    }
+
+
+def stage_e2e(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    sink = SinkProc()
+    stack = Stack(args, "e2e", sink_port=sink.port)
+    out: dict[str, Any] = {"web_config": cfg["name"], "events": args.events}
+    path = f"/hooks/{SOURCE}"
+    try:
+        port = free_port()
+        web = stack.web(port, cfg)
+        workers = [stack.worker()]
+        time.sleep(1.0)
+
+        def warm() -> None:
+            sink.reset()
+            load.burst(port, path, 50, 4, body_fn)
+            if not sink.wait_for(50, 60):
+                raise RuntimeError("warm-up events were not delivered (rerun with "
+                                   "--keep-tmp and see stderr.log in the temp dir)")
+            sink.reset()
+
+        for n_workers in (1, 2):
+            while len(workers) < n_workers:
+                workers.append(stack.worker())
+                time.sleep(1.0)
+            warm()
+            log(f"e2e: burst of {args.events} with {n_workers} worker(s)")
+            post = load.burst(port, path, args.events, args.burst_connections, body_fn)
+            out[f"burst_{n_workers}w"] = _burst_figures(sink, args.events, post,
+                                                        args.drain_timeout)
+            b = out[f"burst_{n_workers}w"]
+            log(f"  {b['delivered']}/{args.events} delivered, {b['delivered_per_s']}/s, "
+                f"p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms")
+        sink.reset()
+        log(f"e2e: paced {args.rate}/s for {args.paced_seconds} s, 2 workers")
+        post = load.paced(port, path, args.rate, args.paced_seconds, body_fn)
+        n = post["requests"] - post["errors"]
+        paced = _burst_figures(sink, n, {"rps": args.rate, "errors": post["errors"]}, 60)
+        paced.update({"rate": args.rate, "post_p50_ms": post["p50_ms"],
+                      "post_p99_ms": post["p99_ms"]})
+        for k in ("drain_per_s", "delivered_per_s", "post_rps"):
+            paced.pop(k)
+        out["paced"] = paced
+        log(f"  p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms post→arrival")
+        out["memory"] = {"web": tree_memory(web.pid),
+                         "workers": [tree_memory(w.pid) for w in workers]}
+        if args.profile and spy.have_py_spy():
+            out["profile"] = profile_e2e(args, stack, sink, port, workers)
+    finally:
+        stack.close()
+        sink.close()
+    return out
+
+
+def profile_e2e(args: argparse.Namespace, stack: Stack, sink: SinkProc, port: int,
+                workers: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
+    """A further 2-worker burst (not counted) with py-spy on the first worker."""
+    sink.reset()
+    n = args.events
+    dest = RESULTS / "profile-worker.txt"
+    rec = spy.record(workers[0].pid, dest, seconds=max(3, n / 300), gil=args.profile_gil)
+    time.sleep(0.5)
+    load.burst(port, f"/hooks/{SOURCE}", n, args.burst_connections, body_fn)
+    sink.wait_for(n, args.drain_timeout)
+    rec.wait(timeout=120)
+    return spy.summarise(dest) if dest.exists() else {}
+
+
+def profile_ingest(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
+    stack = Stack(args, "profile")
+    dest = RESULTS / "profile-web.txt"
+    try:
+        port = free_port()
+        web = stack.web(port, cfg)
+        rec = spy.record(web.pid, dest, seconds=args.seconds, subprocesses=True,
+                         gil=args.profile_gil)
+        time.sleep(0.5)
+        if load.have_wrk():
+            load.wrk(port, f"/hooks/{SOURCE}", args.seconds, args.connections)
+        else:
+            load.timed(port, f"/hooks/{SOURCE}", args.seconds, args.connections, body_fn)
+        rec.wait(timeout=120)
+    finally:
+        stack.close()
+    return spy.summarise(dest) if dest.exists() else {}
+
+
+# -- summary -----------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("PASS" if ok else "MISS")
+
+
+def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    ing = res.get("ingest")
+    if ing:
+        best = next(r for r in ing["configs"] if r["config"] == ing["chosen"])
+        h, n = best["hookwise"], best["noop"]
+        for r in ing["configs"]:
+            rows.append((f"ingest {r['config']}: hookwise / no-op req/s",
+                         f"{r['hookwise']['rps']:.0f} / {r['noop']['rps']:.0f} "
+                         f"= {r['ratio']:.0%}", "", ""))
+        rows.append((f"ingest, chosen {ing['chosen']} ({ing['engine']}, "
+                     f"{ing['connections']} conns): ratio to no-op",
+                     f"{best['ratio']:.0%} ({h['rps']:.0f}/s vs {n['rps']:.0f}/s)",
+                     f">= {TARGETS['ingest_ratio']:.0%}",
+                     verdict(best["ratio"] >= TARGETS["ingest_ratio"])))
+        rows.append(("ingest p50 / p99 at that load",
+                     f"{h['p50_ms']} / {h['p99_ms']} ms (no-op {n['p50_ms']} / {n['p99_ms']})",
+                     f"p99 <= {TARGETS['ingest_p99_ms']:g} ms",
+                     verdict(h["p99_ms"] <= TARGETS["ingest_p99_ms"])))
+        errs = h["errors"]
+        if errs:
+            rows.append(("ingest errors (non-2xx, socket)", str(errs), "0", "MISS"))
+        stored, accepted = best.get("stored_events"), h.get("accepted_total")
+        if stored is not None and accepted is not None:
+            rows.append(("ingest: 2xx answers / events stored", f"{accepted} / {stored}",
+                         "stored >= 2xx", verdict(stored >= accepted)))
+    e2e = res.get("e2e")
+    if e2e:
+        for k in ("burst_1w", "burst_2w"):
+            b = e2e.get(k)
+            if not b:
+                continue
+            two = k == "burst_2w"
+            rows.append((f"e2e burst {b['events']}, {k[-2]} worker(s): delivered/s",
+                         f"{b['delivered_per_s']:.0f}/s (drain {b['drain_per_s']:.0f}/s, "
+                         f"posted {b['post_rps']:.0f}/s)"
+                         + ("" if b["complete"] else f" ONLY {b['delivered']} delivered"),
+                         f">= {TARGETS['e2e_2w_per_s']:g}/s" if two else "",
+                         verdict(b["complete"] and b["delivered_per_s"]
+                                 >= TARGETS["e2e_2w_per_s"]) if two else ""))
+            rows.append((f"e2e burst, {k[-2]} worker(s): post→arrival p50 / p99",
+                         f"{b['p50_ms']} / {b['p99_ms']} ms", "", ""))
+        p = e2e.get("paced")
+        if p:
+            rows.append((f"e2e paced {p['rate']:g}/s, 2 workers: post→arrival p50 / p99",
+                         f"{p['p50_ms']} / {p['p99_ms']} ms",
+                         f"p50 <= {TARGETS['e2e_paced_p50_ms']:g} ms",
+                         verdict(p["complete"] and p["p50_ms"] is not None
+                                 and p["p50_ms"] <= TARGETS["e2e_paced_p50_ms"])))
+        mem = e2e.get("memory")
+        if mem:
+            web_mb = mem["web"]["rss_mb"]
+            w_mb = mem["workers"][0]["rss_mb"]
+            rows.append((f"RSS web ({mem['web']['processes']} procs) + one worker",
+                         f"{web_mb:.0f} + {w_mb:.0f} = {web_mb + w_mb:.0f} MB "
+                         f"(PSS {mem['web']['pss_mb'] + mem['workers'][0]['pss_mb']:.0f})",
+                         f"<= {TARGETS['rss_mb']:g} MB",
+                         verdict(web_mb + w_mb <= TARGETS["rss_mb"])))
+    m = res.get("matching")
+    if m:
+        counts = list(m["by_rules"])
+        lo, hi = counts[0], counts[-1]
+        for mode in m["modes"]:
+            cells = " · ".join(f"{int(c):,}: {m['by_rules'][c][mode]['p50_us']:.0f}"
+                               for c in counts)
+            rows.append((f"match p50 by rule count [{mode}]", f"{cells} µs", "", ""))
+            top = m["by_rules"][hi][mode]
+            cand = m["by_rules"][hi]["candidates_per_event"]
+            rows.append((f"match {int(hi):,} rules [{mode}]: p50 / p99",
+                         f"{top['p50_us']:g} / {top['p99_us']:g} µs ({cand:g} type "
+                         f"candidates, {top['matched_per_event']:g} matches/event)",
+                         f"p50 <= {TARGETS['match_10k_p50_us']:g} µs" if hi == "10000" else "",
+                         verdict(top["p50_us"] <= TARGETS["match_10k_p50_us"])
+                         if hi == "10000" else ""))
+            ratio = m.get(f"ratio_{hi}_{lo}_{mode}")
+            rows.append((f"match {int(hi):,} / {lo} rules p50 [{mode}]", f"{ratio}x",
+                         f"<= {TARGETS['match_ratio']:g}x",
+                         verdict(ratio is not None and ratio <= TARGETS["match_ratio"])))
+    sink = res.get("sink")
+    if sink:
+        rows.append(("sink alone (its ceiling)", f"{sink['rps']:.0f}/s", "", ""))
+    return rows
+
+
+def print_table(res: dict[str, Any]) -> None:
+    rows = summary_rows(res)
+    widths = [max(len(r[i]) for r in [("figure", "measured", "target", "")] + rows)
+              for i in range(4)]
+    meta = res["meta"]
+    print(f"\nHookwise bench — {meta['when']}, {meta['commit']}, {meta['cpus']} CPUs, "
+          f"load {meta['load_before']}, db {meta['database']}, redis {meta['redis']}")
+    line = "  ".join("-" * w for w in widths)
+    print("  ".join(h.ljust(w) for h, w in zip(("figure", "measured", "target", ""), widths,
+                                                strict=True)))
+    print(line)
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    profiles = {"profile: web during ingest": res.get("profile_ingest"),
+                "profile: worker during a 2-worker burst": (res.get("e2e") or {}).get("profile")}
+    for title, s in profiles.items():
+        if s:
+            print()
+            print(spy.format_summary(title, s))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="short runs, one server setting, fewer match samples")
+    ap.add_argument("--stages", default="matching,sink,ingest,e2e",
+                    help="comma list of matching,sink,ingest,e2e (default all)")
+    ap.add_argument("--configs", default="gthread:2x8,gthread:3x4,sync:4",
+                    help="server settings to try: class:WORKERSxTHREADS, comma-separated")
+    ap.add_argument("--seconds", type=float, default=12,
+                    help="load per server and setting, split over --rounds (whole seconds each)")
+    ap.add_argument("--warmup", type=float, default=2, help="wrk warm-up before each")
+    ap.add_argument("--connections", type=int, default=16, help="wrk connections")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating no-op/hookwise rounds per setting (--seconds in all)")
+    ap.add_argument("--python-client", action="store_true",
+                    help="use the asyncio client for ingest even when wrk exists")
+    ap.add_argument("--events", type=int, default=3000, help="e2e burst size")
+    ap.add_argument("--burst-connections", type=int, default=8)
+    ap.add_argument("--rate", type=float, default=100, help="paced run events/s")
+    ap.add_argument("--paced-seconds", type=float, default=10)
+    ap.add_argument("--drain-timeout", type=float, default=300)
+    ap.add_argument("--rules", default="10,100,1000,10000", help="matching rule counts")
+    ap.add_argument("--match-events", type=int, default=300)
+    ap.add_argument("--match-passes", type=int, default=3)
+    ap.add_argument("--types", type=int, default=50, help="distinct event types in rules")
+    ap.add_argument("--rules-per-account", type=int, default=matching.RULES_PER_ACCOUNT,
+                    help="rules per $.body.account value (accounts = rules / this)")
+    ap.add_argument("--database-url", default=None,
+                    help="PostgreSQL URL whose database name contains 'bench'; it is DROPPED "
+                         "and recreated for every stage (default: SQLite in a temp dir)")
+    ap.add_argument("--redis-url", default=None,
+                    help="redis://host:port/DB — that DB is FLUSHED for every stage "
+                         "(default: an embedded redis-server in a temp dir)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also py-spy an ingest run and a 2-worker burst (extra runs)")
+    ap.add_argument("--profile-gil", action="store_true",
+                    help="with --profile: sample only the GIL holder (CPU, not waits)")
+    ap.add_argument("--keep-tmp", action="store_true",
+                    help="keep each stage's temp data dir (logs in stderr.log)")
+    ap.add_argument("--out", default=str(RESULTS / "summary.json"))
+    args = ap.parse_args()
+    if args.quick:
+        args.configs = args.configs if "--configs" in sys.argv else "gthread:2x8"
+        args.seconds = min(args.seconds, 6)
+        args.warmup = min(args.warmup, 1)
+        args.events = min(args.events, 1000) if "--events" not in sys.argv else args.events
+        args.paced_seconds = min(args.paced_seconds, 5)
+        args.match_events, args.match_passes = 150, 1
+    if args.redis_url and not (urlparse(args.redis_url).path or "/").strip("/"):
+        raise SystemExit("--redis-url must name a DB number (it is flushed), e.g. "
+                         "redis://127.0.0.1:6379/3")
+    stages = {s.strip() for s in args.stages.split(",")}
+    RESULTS.mkdir(exist_ok=True)
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    res: dict[str, Any] = {"meta": {
+        "when": time.strftime("%Y-%m-%d %H:%M"), "commit": commit or "?",
+        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "load_before": round(os.getloadavg()[0], 2),
+        "database": "postgresql" if args.database_url else "sqlite",
+        "redis": "url" if args.redis_url else "embedded",
+        "load_generator": "wrk" if load.have_wrk() and not args.python_client else "python",
+        "args": {k: v for k, v in vars(args).items()},
+    }}
+    if "matching" in stages:
+        log("matching: " + args.rules + " rules")
+        res["matching"] = matching.run([int(x) for x in args.rules.split(",")],
+                                       n_events=args.match_events, passes=args.match_passes,
+                                       n_types=args.types,
+                                       rules_per_account=args.rules_per_account)
+    if "sink" in stages:
+        log("sink alone")
+        res["sink"] = stage_sink(args)
+    chosen = parse_configs(args.configs)[0]
+    if "ingest" in stages:
+        res["ingest"] = stage_ingest(args)
+        chosen = next(c for c in parse_configs(args.configs)
+                      if c["name"] == res["ingest"]["chosen"])
+        if args.profile and spy.have_py_spy():
+            log(f"profiling ingest ({chosen['name']})")
+            res["profile_ingest"] = profile_ingest(args, chosen)
+    if "e2e" in stages:
+        try:
+            res["e2e"] = stage_e2e(args, chosen)
+        except Exception as exc:  # keep the other stages' figures
+            log(f"e2e failed: {type(exc).__name__}: {exc}")
+            res["e2e_error"] = f"{type(exc).__name__}: {exc}"
+    res["meta"]["load_after"] = round(os.getloadavg()[0], 2)
+    res["summary"] = [dict(zip(("figure", "measured", "target", "verdict"), r, strict=True))
+                      for r in summary_rows(res)]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=str))
+    print_table(res)
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

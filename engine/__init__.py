@@ -1,0 +1,1 @@
+"""Carrying events out: settings, storage, ingest, queue, workers, actions, signatures."""

@@ -1,0 +1,224 @@
+"""The ``db_write`` action: insert or upsert one row into an existing table.
+
+``rendered`` fields (templates already rendered):
+
+    connection  "default" (the engine's own database, ``ctx.db``) or the name of a stored
+                secret whose value is a SQLAlchemy URL (``ctx.resolve_secret``); engines
+                for named connections are cached in ``ctx.engines`` by URL
+    table       ``name`` or ``schema.name``; it must exist (it is reflected, never created)
+    mode        insert (default) | upsert
+    key         column(s) identifying the row for upsert (a list, or one name)
+    values      mapping of column name to value
+
+No SQL is ever built from user text: the table and its columns come from reflection,
+values are bound parameters. Rendered strings are coerced to the column's Python type
+when that is unambiguous (``"1500"`` → 1500 for INTEGER, ISO strings for dates,
+``"true"``/``"false"`` for BOOLEAN, ``""`` → NULL for non-text columns).
+
+Output: ``{"rowcount", "table", "mode"}``. Classification: unknown table or column, a
+value that cannot be coerced, an integrity or data error → permanent; an unreachable
+database (OperationalError, InterfaceError) → transient.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from engine.actions.base import StepContext
+from engine.errors import PermanentActionError, TransientActionError
+
+MODES = ("insert", "upsert")
+_TRUE = frozenset({"true", "t", "yes", "y", "1", "on"})
+_FALSE = frozenset({"false", "f", "no", "n", "0", "off"})
+
+_tables: weakref.WeakKeyDictionary[Engine, dict[tuple[str | None, str], sa.Table]] = (
+    weakref.WeakKeyDictionary()
+)
+_tables_lock = threading.Lock()
+
+
+def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """Write ``rendered["values"]`` into ``rendered["table"]``; return the row count."""
+    mode = str(rendered.get("mode") or "insert").lower()
+    if mode not in MODES:
+        raise PermanentActionError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    values = rendered.get("values")
+    if not isinstance(values, dict) or not values:
+        raise PermanentActionError("values must be a non-empty mapping of column to value")
+    raw_key = rendered.get("key") or []
+    key = [raw_key] if isinstance(raw_key, str) else [str(k) for k in raw_key]
+    if mode == "upsert":
+        if not key:
+            raise PermanentActionError("upsert needs key: the column(s) that identify a row")
+        if missing := [k for k in key if k not in values]:
+            raise PermanentActionError(f"key column(s) {', '.join(missing)} missing from values")
+    table_name = str(rendered.get("table") or "").strip()
+    if not table_name:
+        raise PermanentActionError("db_write step needs a table")
+
+    engine = _engine(str(rendered.get("connection") or "default"), ctx)
+    try:
+        table = _table_with_columns(engine, table_name, [*values, *key])
+        row = {name: coerce(table.c[name], value) for name, value in values.items()}
+        with engine.begin() as conn:
+            rowcount = _write(conn, table, mode, key, row)
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise TransientActionError(f"database unreachable: {_reason(exc)}") from exc
+    except sa_exc.IntegrityError as exc:
+        raise PermanentActionError(f"integrity error writing {table_name}: {_reason(exc)}") from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise PermanentActionError(f"could not write {table_name}: {_reason(exc)}") from exc
+    return {"rowcount": rowcount, "table": table_name, "mode": mode}
+
+
+def _engine(connection: str, ctx: StepContext) -> Engine:
+    if connection == "default":
+        return ctx.db
+    url = ctx.resolve_secret(connection)
+    if not url:
+        raise PermanentActionError(f"connection {connection!r}: no stored secret of that name")
+    engine = ctx.engines.get(url)
+    if engine is None:
+        try:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError, ValueError) as exc:
+            # never echo the URL: it usually holds a password
+            raise PermanentActionError(
+                f"connection {connection!r}: the secret is not a usable SQLAlchemy URL"
+            ) from exc
+        ctx.engines[url] = engine
+    return engine
+
+
+def _split(table_name: str) -> tuple[str | None, str]:
+    schema, _, name = table_name.rpartition(".")
+    return (schema or None), name
+
+
+def _reflect(engine: Engine, table_name: str, *, refresh: bool = False) -> sa.Table:
+    """The reflected table, cached per engine; ``refresh`` re-reads it from the database."""
+    schema, name = _split(table_name)
+    with _tables_lock:
+        cached = _tables.setdefault(engine, {})
+        if not refresh and (schema, name) in cached:
+            return cached[(schema, name)]
+    if schema is not None and schema not in sa.inspect(engine).get_schema_names():
+        raise PermanentActionError(f"schema {schema!r} of table {table_name!r} does not exist")
+    try:
+        table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=engine)
+    except sa_exc.NoSuchTableError as exc:
+        raise PermanentActionError(f"table {table_name!r} does not exist") from exc
+    with _tables_lock:
+        cached[(schema, name)] = table
+    return table
+
+
+def _table_with_columns(engine: Engine, table_name: str, columns: list[str]) -> sa.Table:
+    """The table, re-reflected once if a column is missing (it may have been added since)."""
+    table = _reflect(engine, table_name)
+    if not [c for c in columns if c not in table.c]:
+        return table
+    table = _reflect(engine, table_name, refresh=True)
+    if unknown := list(dict.fromkeys(c for c in columns if c not in table.c)):
+        raise PermanentActionError(
+            f"unknown column(s) {', '.join(unknown)} in table {table_name!r}; "
+            f"its columns are: {', '.join(c.name for c in table.columns)}"
+        )
+    return table
+
+
+def coerce(column: sa.Column, value: Any) -> Any:
+    """``value`` converted to ``column``'s Python type when it is a string and the type is clear.
+
+    Raises ``PermanentActionError`` naming the column and value when conversion fails.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        target = column.type.python_type
+    except NotImplementedError:
+        return value
+    if target is str or not issubclass(target, bool | int | float | Decimal | date | time):
+        return value
+    text = value.strip()
+    if text == "":
+        return None
+    try:
+        return _convert(target, text)
+    except (ValueError, ArithmeticError) as exc:
+        raise PermanentActionError(
+            f"column {column.name}: cannot store {value!r} as {target.__name__}"
+        ) from exc
+
+
+def _convert(target: type, text: str) -> Any:
+    if target is bool:
+        low = text.lower()
+        if low in _TRUE or low in _FALSE:
+            return low in _TRUE
+        raise ValueError(text)
+    if issubclass(target, int):
+        try:
+            return int(text)
+        except ValueError:
+            number = Decimal(text)  # "1500.0" is still an integer
+            if number != number.to_integral_value():
+                raise ValueError(text) from None
+            return int(number)
+    if issubclass(target, float):
+        return float(text)
+    if issubclass(target, Decimal):
+        try:
+            return Decimal(text)
+        except InvalidOperation as exc:
+            raise ValueError(text) from exc
+    if issubclass(target, datetime):
+        return datetime.fromisoformat(text)
+    if issubclass(target, date):
+        return date.fromisoformat(text[:10] if "T" in text else text)
+    if issubclass(target, time):
+        return time.fromisoformat(text)
+    return text
+
+
+def _write(conn: Connection, table: sa.Table, mode: str, key: list[str], row: dict) -> int:
+    if mode == "insert":
+        return conn.execute(sa.insert(table).values(row)).rowcount
+    updates = {name: value for name, value in row.items() if name not in key}
+    dialect = conn.dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert
+        stmt = insert(table).values(row)
+        if updates:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c[k] for k in key],
+                set_={name: stmt.excluded[name] for name in updates},
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[table.c[k] for k in key])
+        return conn.execute(stmt).rowcount
+    # Portable fallback: update the row if it exists, else insert it (one transaction).
+    match = sa.and_(*(table.c[k] == row[k] for k in key))
+    if updates:
+        count = conn.execute(sa.update(table).where(match).values(updates)).rowcount
+        if count:
+            return count
+    elif conn.execute(sa.select(sa.func.count()).select_from(table).where(match)).scalar():
+        return 0
+    return conn.execute(sa.insert(table).values(row)).rowcount
+
+
+def _reason(exc: sa_exc.SQLAlchemyError) -> str:
+    """The database's own message, first line, without SQLAlchemy's statement dump."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,237 @@
+"""SQLModel tables: the durable record of sources, rules, events and everything run.
+
+The database is the record; Redis only carries work. Every status is an enum so the
+UI, the API and the sweeper agree on what a row means.
+"""
+
+from __future__ import annotations
+
+import secrets as _secrets
+import time
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now (SQLModel's UTCDateTime stores and returns UTC on every dialect)."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A time-sortable id such as ``evt_0193a1b2c3d4e5f6a7b8c9d0e1f2``."""
+    return f"{prefix}_{int(time.time() * 1000):012x}{_secrets.token_hex(8)}"
+
+
+class EventStatus(StrEnum):
+    pending = "pending"  # stored, not yet matched
+    processed = "processed"  # matched; executions (if any) created
+    failed = "failed"  # could not be matched (e.g. the worker raised); see error
+
+
+class ExecutionStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    waiting = "waiting"  # a retry or delay is scheduled
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class StepStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    waiting = "waiting"
+    succeeded = "succeeded"
+    failed = "failed"
+    skipped = "skipped"
+
+
+def status_type(enum: type[Enum]) -> SAEnum:
+    """A VARCHAR(16) column that reads back as the enum (no database enum type, so
+    adding a status needs no migration)."""
+    return SAEnum(enum, native_enum=False, create_constraint=False, length=16,
+                  values_callable=lambda e: [m.value for m in e])
+
+
+FINISHED_STEP = (StepStatus.succeeded, StepStatus.failed, StepStatus.skipped)
+
+
+class Source(SQLModel, table=True):
+    __tablename__ = "sources"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(max_length=64, unique=True, index=True)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Rule(SQLModel, table=True):
+    __tablename__ = "rules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True, index=True)
+    source: str = Field(max_length=64, index=True)
+    enabled: bool = True
+    priority: int = 0
+    version: int = 1  # bumped on every change of spec
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RuleRevision(SQLModel, table=True):
+    """Every version of every rule, so an execution can always show what it ran."""
+
+    __tablename__ = "rule_revisions"
+    __table_args__ = (UniqueConstraint("rule_name", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_name: str = Field(max_length=128, index=True)
+    version: int
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Meta(SQLModel, table=True):
+    """Small key/value counters, e.g. ``ruleset_version`` bumped on every rule change."""
+
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: int = 0
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("source", "dedup_key", name="uq_events_source_dedup"),
+        Index("ix_events_source_received", "source", "received_at"),
+        Index("ix_events_status_received", "status", "received_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    source: str = Field(max_length=64)
+    received_at: datetime = Field(default_factory=utcnow)
+    status: EventStatus = Field(default=EventStatus.pending, sa_type=status_type(EventStatus))
+    method: str = "POST"
+    content_type: str = ""
+    headers: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    query: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    body: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    raw_body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    dedup_key: str | None = Field(default=None, max_length=255)
+    matched_count: int = 0
+    match_round: int = 0  # 0 for the first match; each replay matches again as a new round
+    processed_at: datetime | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class MatchTrace(SQLModel, table=True):
+    """Why a rule did or did not match an event."""
+
+    __tablename__ = "match_traces"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=40, index=True)
+    match_round: int = 0
+    rule_name: str = Field(max_length=128)
+    rule_version: int
+    matched: bool
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    trace: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Execution(SQLModel, table=True):
+    """One run of one rule's action chain for one event."""
+
+    __tablename__ = "executions"
+    __table_args__ = (Index("ix_executions_status_updated", "status", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    event_id: str = Field(max_length=40, index=True)
+    rule_name: str = Field(max_length=128, index=True)
+    rule_version: int
+    status: ExecutionStatus = Field(
+        default=ExecutionStatus.pending, sa_type=status_type(ExecutionStatus)
+    )
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    replay_of: str | None = Field(default=None, max_length=40)
+    match_round: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class StepRun(SQLModel, table=True):
+    """One step of an execution: its rendered input, output, attempts and timing."""
+
+    __tablename__ = "step_runs"
+    __table_args__ = (UniqueConstraint("execution_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: str = Field(max_length=40, index=True)
+    position: int
+    step_id: str = Field(max_length=64)
+    type: str = Field(max_length=32)
+    status: StepStatus = Field(default=StepStatus.pending, sa_type=status_type(StepStatus))
+    attempts: int = 0
+    rendered: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    output: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    duration_ms: float | None = None
+    claimed_by: str | None = Field(default=None, max_length=128)  # the worker running it
+
+
+class Secret(SQLModel, table=True):
+    __tablename__ = "secrets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True, index=True)
+    value_encrypted: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ConversationState(SQLModel, table=True):
+    """Per-conversation memory for ``state`` steps and ``state(key)`` in templates."""
+
+    __tablename__ = "conversation_state"
+
+    key: str = Field(primary_key=True, max_length=255)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    expires_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    """A person who logs in to the web UI."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True, index=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    prefix: str = Field(max_length=12)  # first characters, to tell tokens apart in lists
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None

@@ -1,0 +1,405 @@
+"""The matcher: compiled rules, an equality index, and ``RuleSet.match(doc, source)``.
+
+For one source, the considered rules are the enabled ones whose ``source`` is that slug or
+``"*"``, ordered by priority (highest first) then name. ``match`` answers one
+``MatchResult`` per considered rule, so every decision can be stored and explained.
+A matched rule with ``stop: true`` ends evaluation: every rule after it in that order
+(lower priority, or equal priority and a later name) gets ``matched=False`` and the reason
+"not evaluated: rule 'x' matched with stop: true".
+
+Index: a rule whose condition is (or is an ``all`` with a direct child that is) an ``eq``
+or ``in`` predicate on a simple path, without ``ignore_case`` or ``value_path``, is filed
+under that path and the equality keys of its value(s). For an event each indexed path is
+read once; rules whose keys do not occur are answered from that predicate alone, without
+evaluating them. Keys mirror ``eq``'s coercion (a number and a numeric string share a
+key), so the index only ever skips rules that could not match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules.conditions import (
+    CompiledAll,
+    CompiledCondition,
+    CompiledPredicate,
+    Trace,
+    compile_condition,
+)
+from rules.display import MAX_ITEMS, one_line, shorten
+from rules.operators import as_number
+from rules.paths import CompiledPath
+from rules.schema import RuleSpec, Step
+from rules.templating import CompiledValue, compile_value
+
+_STEP_CONTROL_FIELDS = frozenset({"id", "type", "when", "on_error", "retry"})
+
+
+@dataclass
+class CompiledStep:
+    """A step ready to run: ``config`` holds its fields by their YAML names (``json``, ``from``).
+
+    Control fields (id, type, when, on_error, retry) are not in ``config``; fields that are
+    None (not given) are left out, fields with defaults (``method``, ``timeout_s``) are in.
+    """
+
+    spec: Step
+    id: str
+    type: str
+    when: CompiledCondition | None
+    config: CompiledValue
+
+    def render(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Render every field of the step (e.g. ``url``, ``json``, ``from``) for ``context``."""
+        rendered: dict[str, Any] = self.config.render(context)
+        return rendered
+
+
+@dataclass
+class CompiledRule:
+    """A rule with its condition and steps compiled."""
+
+    spec: RuleSpec
+    name: str
+    source: str
+    priority: int
+    stop: bool
+    condition: CompiledCondition | None
+    steps: list[CompiledStep] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.spec.enabled
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Whether ``rule`` matched the event, why not (``reason``), and the condition trace."""
+
+    rule: CompiledRule
+    matched: bool
+    reason: str | None
+    trace: Trace
+
+
+def compile_step(spec: Step) -> CompiledStep:
+    """Compile a step's condition and its fields' templates."""
+    dumped = spec.model_dump(by_alias=True, exclude=set(_STEP_CONTROL_FIELDS))
+    # a field left out (None) is absent, so actions can test "json" in config
+    data = {k: v for k, v in dumped.items() if v is not None}
+    assert spec.id is not None, "RuleSpec validation assigns every step an id"
+    return CompiledStep(
+        spec=spec,
+        id=spec.id,
+        type=spec.type,
+        when=compile_condition(spec.when) if spec.when is not None else None,
+        config=compile_value(data),
+    )
+
+
+def compile_rule(spec: RuleSpec) -> CompiledRule:
+    """Compile a validated rule once (paths, operators, templates)."""
+    return CompiledRule(
+        spec=spec,
+        name=spec.name,
+        source=spec.source,
+        priority=spec.priority,
+        stop=spec.stop,
+        condition=compile_condition(spec.when) if spec.when is not None else None,
+        steps=[compile_step(step) for step in spec.actions],
+    )
+
+
+def build_event_document(
+    body: Any,
+    headers: Mapping[str, Any] | None,
+    query: Mapping[str, Any] | None,
+    event: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The document conditions and templates see; header names are lower-cased."""
+    return {
+        "body": body,
+        "headers": {str(k).lower(): v for k, v in (headers or {}).items()},
+        "query": dict(query or {}),
+        "event": dict(event or {}),
+    }
+
+
+Key = tuple[str, Any]
+
+
+def _keys(value: Any) -> list[Key] | None:
+    """Equality keys of a scalar: ``eq(a, b)`` implies they share a key. None: not a scalar."""
+    if isinstance(value, bool):
+        return [("b", value)]
+    if isinstance(value, int | float):
+        try:
+            return [("n", float(value))]
+        except OverflowError:
+            return None
+    if isinstance(value, str):
+        number = as_number(value)
+        if number is None:
+            return [("s", value)]
+        try:
+            return [("s", value), ("n", float(number))]
+        except OverflowError:
+            return None
+    return None
+
+
+@dataclass
+class _Entry:
+    """How an indexed rule is excluded without evaluation (the static parts, built once)."""
+
+    predicate: CompiledPredicate
+    wrap: list[Trace] | None  # the top-level all's children, with None where this predicate is
+    head: Trace = field(default_factory=dict)  # trace keys before "seen"
+
+    def __post_init__(self) -> None:
+        pred = self.predicate
+        self.head = {"path": pred.spec.path, "op": pred.spec.op, "value": shorten(pred.value)}
+        if pred.match == "all":
+            self.head["match"] = "all"
+
+    def excluded(self, seen: _Seen) -> tuple[str, Trace]:
+        """(reason, trace) of this rule failing on ``seen``, as evaluation would give."""
+        trace = self.head | seen.trace_tail
+        reason = f"failed at `{self.predicate.label}`: {seen.evidence}"
+        if self.wrap is None:
+            return reason, trace
+        return reason, {"all": [trace if c is None else c for c in self.wrap], "result": False}
+
+
+class _Seen:
+    """What one indexed path selected in an event, rendered once for every excluded rule."""
+
+    def __init__(self, values: list[Any]):
+        self.values = values
+        self._tail: Trace | None = None
+        self._evidence: str | None = None
+
+    @property
+    def trace_tail(self) -> Trace:
+        if self._tail is None:
+            tail: Trace = {"seen": [shorten(v) for v in self.values[:MAX_ITEMS]]}
+            if len(self.values) > MAX_ITEMS:
+                tail["seen_count"] = len(self.values)
+            tail["result"] = False
+            self._tail = tail
+        return self._tail
+
+    @property
+    def evidence(self) -> str:
+        if self._evidence is None:
+            trace = self.trace_tail
+            if not trace["seen"]:
+                self._evidence = "nothing at that path"
+            else:
+                shown = ", ".join(one_line(v) for v in trace["seen"])
+                more = trace.get("seen_count")
+                extra = f" (and {more - len(trace['seen'])} more)" if more else ""
+                self._evidence = f"saw {shown}{extra}"
+        return self._evidence
+
+
+def _indexable(node: CompiledCondition) -> list[Key] | None:
+    if not isinstance(node, CompiledPredicate) or not node.path.is_simple:
+        return None
+    if node.ignore_case or node.value_path is not None or node.spec.op not in ("eq", "in"):
+        return None
+    values = node.value if node.spec.op == "in" else [node.value]
+    keys: list[Key] = []
+    for value in values:
+        found = _keys(value)
+        if found is None:
+            return None
+        keys.extend(found)
+    return keys
+
+
+def _index_entry(condition: CompiledCondition | None) -> tuple[_Entry, list[Key]] | None:
+    if condition is None:
+        return None
+    keys = _indexable(condition)
+    if keys is not None:
+        assert isinstance(condition, CompiledPredicate)
+        return _Entry(condition, None), keys
+    if isinstance(condition, CompiledAll):
+        for i, child in enumerate(condition.children):
+            keys = _indexable(child)
+            if keys is not None:
+                assert isinstance(child, CompiledPredicate)
+                wrap: list[Any] = [
+                    {"skipped": True, "condition": c.label} for c in condition.children
+                ]
+                wrap[i] = None
+                return _Entry(child, wrap), keys
+    return None
+
+
+def _all_indexable(
+    condition: CompiledCondition | None,
+) -> list[tuple[CompiledPredicate, list[Key]]]:
+    """Every indexable equality of a rule (the condition itself, or the top-level ``all``'s
+    children), one per path: the rule can only match if each of them finds its value."""
+    if condition is None:
+        return []
+    nodes = condition.children if isinstance(condition, CompiledAll) else [condition]
+    found: dict[str, tuple[CompiledPredicate, list[Key]]] = {}
+    for node in nodes:
+        keys = _indexable(node)
+        if keys is not None and isinstance(node, CompiledPredicate):
+            found.setdefault(node.path.expr, (node, keys))
+    return list(found.values())
+
+
+class _Group:
+    """The ordered rules considered for one source, and their index."""
+
+    def __init__(self, rules: list[CompiledRule]):
+        self.rules = sorted(rules, key=lambda r: (-r.priority, r.name))
+        self.entries: dict[int, _Entry] = {}
+        self.paths: dict[str, tuple[CompiledPath, dict[Key, set[int]]]] = {}
+        for pos, rule in enumerate(self.rules):
+            found = _index_entry(rule.condition)
+            if found is None:
+                continue
+            entry, keys = found
+            self.entries[pos] = entry
+            path = entry.predicate.path
+            table = self.paths.setdefault(path.expr, (path, {}))[1]
+            for key in keys:
+                table.setdefault(key, set()).add(pos)
+        # The lean index keys a rule on *every* equality path of its top-level all, and
+        # counts a rule a candidate only when all of them hit.
+        self.required: dict[int, int] = {}
+        self.lean_paths: dict[str, tuple[CompiledPath, dict[Key, set[int]]]] = {}
+        for pos, rule in enumerate(self.rules):
+            preds = _all_indexable(rule.condition)
+            if not preds:
+                continue
+            self.required[pos] = len(preds)
+            for pred, keys in preds:
+                table = self.lean_paths.setdefault(pred.path.expr, (pred.path, {}))[1]
+                for key in keys:
+                    table.setdefault(key, set()).add(pos)
+        self.lean_unindexed = frozenset(range(len(self.rules))) - self.required.keys()
+
+    def lean_candidates(self, doc: dict[str, Any]) -> set[int]:
+        """Rules whose every indexed equality finds its value in ``doc``."""
+        counts: dict[int, int] = {}
+        for path, table in self.lean_paths.values():
+            hit: set[int] = set()
+            for value in path.values(doc):
+                for key in _keys(value) or ():
+                    found = table.get(key)
+                    if found:
+                        hit |= found
+            for pos in hit:
+                counts[pos] = counts.get(pos, 0) + 1
+        required = self.required
+        return {pos for pos, n in counts.items() if n == required[pos]}
+
+    def candidates(self, doc: dict[str, Any]) -> tuple[set[int], dict[str, _Seen]]:
+        """Positions of indexed rules that may match, and the values read per path."""
+        found: set[int] = set()
+        seen_by_path: dict[str, _Seen] = {}
+        for expr, (path, table) in self.paths.items():
+            seen = path.values(doc)
+            seen_by_path[expr] = _Seen(seen)
+            for value in seen:
+                for key in _keys(value) or ():
+                    found.update(table.get(key, ()))
+        return found, seen_by_path
+
+
+def _passes(rule: CompiledRule, doc: dict[str, Any]) -> bool:
+    """The fast boolean check; True on an error, so ``_evaluate`` records it."""
+    if rule.condition is None:
+        return True
+    try:
+        return rule.condition.test(doc)
+    except Exception:
+        return True
+
+
+def _evaluate(rule: CompiledRule, doc: dict[str, Any]) -> MatchResult:
+    if rule.condition is None:
+        return MatchResult(rule, True, None, {"always": True, "result": True})
+    try:
+        outcome = rule.condition.evaluate(doc)
+    except Exception as exc:  # one broken rule must not hide the others' results
+        reason = f"error while evaluating: {type(exc).__name__}: {exc}"
+        return MatchResult(rule, False, reason, {"error": reason, "result": False})
+    return MatchResult(rule, outcome.matched, outcome.reason, outcome.trace)
+
+
+class RuleSet:
+    """An immutable, versioned set of compiled rules that matches event documents."""
+
+    def __init__(self, rules: Iterable[CompiledRule | RuleSpec], version: int | str = 0):
+        self.version = version
+        self.rules: list[CompiledRule] = [
+            r if isinstance(r, CompiledRule) else compile_rule(r) for r in rules
+        ]
+        self._groups: dict[str, _Group] = {}
+
+    def _group(self, source: str) -> _Group:
+        group = self._groups.get(source)
+        if group is None:
+            considered = [r for r in self.rules if r.enabled and r.source in (source, "*")]
+            group = self._groups[source] = _Group(considered)
+        return group
+
+    def considered(self, source: str) -> int:
+        """How many enabled rules apply to ``source``."""
+        return len(self._group(source).rules)
+
+    def match(self, doc: dict[str, Any], source: str, *,
+              explain_excluded: bool = True) -> list[MatchResult]:
+        """One result per considered rule, in evaluation order (see the module docstring).
+
+        With ``explain_excluded=False`` only matching rules (and rules whose evaluation
+        raised) are in the results: the index rules most rules out unread, candidates are
+        tested without building explanations, and rules after a ``stop`` are not looked
+        at. Matching then costs the candidates' boolean tests, whatever the rule count."""
+        group = self._group(source)
+        if not explain_excluded:
+            return self._match_fast(group, doc, group.lean_candidates(doc))
+        candidates, seen_by_path = group.candidates(doc)
+        results: list[MatchResult] = []
+        stopped_by: str | None = None
+        for pos, rule in enumerate(group.rules):
+            if stopped_by is not None:
+                reason = f"not evaluated: rule '{stopped_by}' matched with stop: true"
+                results.append(MatchResult(rule, False, reason, {"skipped": True}))
+                continue
+            entry = group.entries.get(pos)
+            if entry is not None and pos not in candidates:
+                reason, trace = entry.excluded(seen_by_path[entry.predicate.path.expr])
+                results.append(MatchResult(rule, False, reason, trace))
+                continue
+            result = _evaluate(rule, doc)
+            results.append(result)
+            if result.matched and rule.stop:
+                stopped_by = rule.name
+        return results
+
+    @staticmethod
+    def _match_fast(group: _Group, doc: dict[str, Any], candidates: set[int]
+                    ) -> list[MatchResult]:
+        """Only the index's candidates and the unindexable rules, in evaluation order,
+        tested without explanations; a full result for each rule that matches."""
+        results: list[MatchResult] = []
+        for pos in sorted(candidates | group.lean_unindexed):
+            rule = group.rules[pos]
+            if not _passes(rule, doc):
+                continue
+            result = _evaluate(rule, doc)
+            results.append(result)
+            if result.matched and rule.stop:
+                break
+        return results

@@ -1,0 +1,208 @@
+"""Step models, one per ``type`` (SPEC "Step types"); re-exported by ``rules.schema``.
+
+Every string a step sends is a template (checked here); names the engine resolves itself
+(``connection``, ``table``, ``key`` columns, secret names in ``sign``) are not.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
+
+from rules.condition_models import Condition
+from rules.model_base import (
+    STEP_ID_PATTERN,
+    TABLE_PATTERN,
+    Column,
+    SecretName,
+    StrictModel,
+    TemplateAny,
+    TemplateStr,
+    template_any,
+)
+from rules.templating import is_template
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+class RetrySpec(StrictModel):
+    """How often a failing step is tried again; absent on a step = the engine's default."""
+
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    backoff: Literal["exponential", "fixed"] = "exponential"
+    initial_s: float = Field(default=5, gt=0)
+    max_s: float = Field(default=36000, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetrySpec:
+        if self.max_s < self.initial_s:
+            raise ValueError("retry max_s must be at least initial_s")
+        return self
+
+
+class SignSpec(StrictModel):
+    """Sign outgoing webhooks (Standard Webhooks headers) with a stored secret."""
+
+    scheme: Literal["standard"] = "standard"
+    secret: SecretName
+
+
+class _StepBase(StrictModel):
+    id: str | None = Field(default=None, pattern=STEP_ID_PATTERN)
+    when: Condition | None = None
+    on_error: Literal["stop", "continue"] = "stop"
+    retry: RetrySpec | None = None
+
+
+class WebhookStep(_StepBase):
+    """Send an HTTP request; ``json`` (typed) or ``body`` (raw text), not both."""
+
+    type: Literal["webhook"]
+    url: TemplateStr = Field(min_length=1)
+    method: str = "POST"
+    headers: dict[str, TemplateStr] = Field(default_factory=dict)
+    query: dict[str, TemplateAny] = Field(default_factory=dict)
+    json_: TemplateAny = Field(default=None, alias="json")
+    body: TemplateStr | None = None
+    timeout_s: float = Field(default=10, gt=0, le=120)
+    sign: SignSpec | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        if value.upper() not in HTTP_METHODS:
+            raise ValueError(f"method must be one of {', '.join(HTTP_METHODS)}")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> WebhookStep:
+        if self.json_ is not None and self.body is not None:
+            raise ValueError("a webhook step takes `json` or `body`, not both")
+        return self
+
+
+Recipients = Annotated[str | list[str], AfterValidator(template_any)]
+"""One address or a list of them (each a template)."""
+
+
+class EmailStep(_StepBase):
+    """Send an email; needs ``text`` and/or ``html``."""
+
+    type: Literal["email"]
+    to: Recipients
+    cc: Recipients | None = None
+    bcc: Recipients | None = None
+    from_: TemplateStr | None = Field(default=None, alias="from")
+    reply_to: TemplateStr | None = None
+    subject: TemplateStr
+    text: TemplateStr | None = None
+    html: TemplateStr | None = None
+
+    @model_validator(mode="after")
+    def _content(self) -> EmailStep:
+        if self.text is None and self.html is None:
+            raise ValueError("an email step needs `text` or `html` (or both)")
+        if self.to == [] or self.to == "":
+            raise ValueError("an email step needs at least one `to` address")
+        return self
+
+
+class DbWriteStep(_StepBase):
+    """Insert or upsert one row; ``key`` (upsert) columns must be among ``values``."""
+
+    type: Literal["db_write"]
+    connection: SecretName = "default"
+    table: str = Field(pattern=TABLE_PATTERN)
+    mode: Literal["insert", "upsert"] = "insert"
+    key: list[Column] = Field(default_factory=list)
+    values: dict[Column, TemplateAny] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _key(self) -> DbWriteStep:
+        if self.mode == "upsert" and not self.key:
+            raise ValueError("mode 'upsert' needs `key` (the columns that identify a row)")
+        missing = [k for k in self.key if k not in self.values]
+        if missing:
+            raise ValueError(f"key columns missing from `values`: {', '.join(missing)}")
+        return self
+
+
+class ReplyStep(_StepBase):
+    """The HTTP answer to the webhook's sender; at most one of ``json``, ``text``, ``body``."""
+
+    type: Literal["reply"]
+    status: int = Field(default=200, ge=100, le=599)
+    headers: dict[str, TemplateStr] = Field(default_factory=dict)
+    json_: TemplateAny = Field(default=None, alias="json")
+    text: TemplateStr | None = None
+    body: TemplateStr | None = None
+    content_type: TemplateStr | None = None
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> ReplyStep:
+        payloads = (("json", self.json_), ("text", self.text), ("body", self.body))
+        given = [name for name, value in payloads if value is not None]
+        if len(given) > 1:
+            raise ValueError(f"a reply step takes one of json, text, body (got {', '.join(given)})")
+        return self
+
+
+class StateStep(_StepBase):
+    """Merge ``set`` into the stored mapping under ``key`` (null deletes a field)."""
+
+    type: Literal["state"]
+    key: TemplateStr = Field(min_length=1)
+    set: dict[str, TemplateAny] = Field(default_factory=dict)
+    ttl_s: int | None = Field(default=None, gt=0)
+
+
+class DelayStep(_StepBase):
+    """Wait before the next step: a number of seconds, or a template that renders one."""
+
+    type: Literal["delay"]
+    seconds: float | TemplateStr
+
+    @field_validator("seconds")
+    @classmethod
+    def _seconds(cls, value: float | str) -> float | str:
+        if isinstance(value, str) and not is_template(value):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError("seconds must be a number or a template") from None
+        if isinstance(value, float) and value < 0:
+            raise ValueError("seconds must not be negative")
+        return value
+
+
+STEP_TYPES: dict[str, type[_StepBase]] = {
+    "webhook": WebhookStep,
+    "email": EmailStep,
+    "db_write": DbWriteStep,
+    "reply": ReplyStep,
+    "state": StateStep,
+    "delay": DelayStep,
+}
+
+
+def _step_tag(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return None if kind is None else f"({kind})"
+
+
+Step = Annotated[
+    Annotated[WebhookStep, Tag("(webhook)")]
+    | Annotated[EmailStep, Tag("(email)")]
+    | Annotated[DbWriteStep, Tag("(db_write)")]
+    | Annotated[ReplyStep, Tag("(reply)")]
+    | Annotated[StateStep, Tag("(state)")]
+    | Annotated[DelayStep, Tag("(delay)")],
+    Discriminator(
+        _step_tag,
+        custom_error_type="step_type_missing",
+        custom_error_message="a step needs `type`: " + ", ".join(STEP_TYPES),
+    ),
+]
+STEP_TAGS = frozenset(f"({t})" for t in STEP_TYPES)
+"""Union tags pydantic puts into error locations; ``rules.schema`` strips them."""

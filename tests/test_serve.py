@@ -1,0 +1,82 @@
+"""The README's promise: ``hookwise serve`` in an empty directory, no configuration,
+then apply a rule, post a webhook with a plain HTTP client, and see the call arrive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.servers import HttpSink, free_port
+
+RULE = """
+sources:
+  - slug: demo
+rules:
+  - name: forward
+    source: demo
+    when: {{path: $.body.kind, op: eq, value: ping}}
+    actions:
+      - id: out
+        type: webhook
+        url: {url}/received
+        json: {{echo: "{{{{ body.msg | upper }}}}"}}
+"""
+
+
+def clean_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWISE_")}
+    env["HOOKWISE_EGRESS_ALLOW"] = "127.0.0.0/8"  # the sink lives on loopback
+    return env
+
+
+def hookwise(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "web.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_serve_from_an_empty_directory(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    port = free_port()
+    with HttpSink() as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--workers", "1"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "serve did not become ready"
+                time.sleep(0.2)
+
+            (tmp_path / "rule.yaml").write_text(RULE.format(url=sink.url))
+            applied = hookwise("apply", "rule.yaml", cwd=tmp_path, env=env)
+            assert applied.returncode == 0, applied.stderr
+            assert "rule forward: created" in applied.stdout
+
+            resp = httpx.post(f"http://127.0.0.1:{port}/hooks/demo",
+                              json={"kind": "ping", "msg": "hello"}, timeout=5)
+            assert resp.status_code == 202
+            [req] = sink.wait_for(1, timeout=20)
+            assert req.json() == {"echo": "HELLO"}
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
+        assert "stopped" in out
+        # no user yet: serve printed the one-time setup link
+        assert f"http://127.0.0.1:{port}/setup?token=" in out
+        data = tmp_path / ".hookwise"
+        assert (data / "hookwise.db").exists()
+        assert not (data / "redis.sock").exists()  # the embedded Redis is gone

@@ -1,0 +1,357 @@
+"""Pydantic models of the API's request and response bodies and query strings.
+
+Requests are validated with them; the OpenAPI document is generated from them. Rule
+and source documents are validated by ``rules.schema`` (``RuleSpec``/``SourceSpec``)
+so their errors are located relative to the rule; here they appear as references to
+those schemas. Response models of stored rows allow extra fields: a column added to a
+table shows up in the API before the document names it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from engine.models import EventStatus, ExecutionStatus, StepStatus
+from rules.schema import SourceSpec
+
+MAX_LIMIT = 200
+SCHEMA_REF = "#/components/schemas/{model}"
+
+RuleDoc = Annotated[
+    dict[str, Any],
+    # wrapped in allOf: pydantic resolves a bare sibling-carrying $ref among its own defs
+    WithJsonSchema({"allOf": [{"$ref": SCHEMA_REF.format(model="RuleSpec")}]}),
+]
+"""A rule document (SPEC "Rule files"), validated by ``rules.schema.parse_rule`` so its
+problems are located relative to the rule."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Record(BaseModel):
+    """A stored row as the engine reports it (unknown columns are passed through)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# -- errors ----------------------------------------------------------------------------
+class ErrorOut(Model):
+    error: str = Field(description="machine-readable code, e.g. not_found, conflict")
+    message: str = Field(description="one human sentence")
+
+
+class FieldProblem(Model):
+    loc: str = Field(description="field path relative to the rule/source, e.g. actions[0].url")
+    message: str
+    value: Any = None
+
+
+class ValidationErrorOut(ErrorOut):
+    errors: list[FieldProblem]
+
+
+# -- paging ----------------------------------------------------------------------------
+MAX_OFFSET = 1_000_000_000  # larger offsets overflow SQL integers; nothing is that deep
+
+class PageQuery(Model):
+    limit: int = Field(50, ge=1, description=f"page size; values above {MAX_LIMIT} count as "
+                                             f"{MAX_LIMIT}")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
+
+    @property
+    def capped_limit(self) -> int:
+        return min(self.limit, MAX_LIMIT)
+
+
+class CatalogQuery(PageQuery):
+    limit: int = Field(MAX_LIMIT, ge=1, description=f"page size (at most {MAX_LIMIT})")
+
+
+class PageOut(Model):
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page; null on the last")
+
+
+# -- sources ---------------------------------------------------------------------------
+class SourceOut(SourceSpec):
+    """A source document plus where it receives webhooks."""
+
+    ingest_url: str = Field(description="absolute URL that receives this source's webhooks")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SourceList(PageOut):
+    items: list[SourceOut]
+
+
+# -- rules -----------------------------------------------------------------------------
+class RuleOut(Model):
+    name: str
+    source: str
+    enabled: bool
+    priority: int
+    version: int = Field(description="bumped on every change of the rule")
+    created_at: datetime
+    updated_at: datetime
+    last_matched_at: datetime | None
+    matches: int = Field(description="how many times the rule matched (all rounds)")
+    spec: RuleDoc
+
+
+class RuleList(PageOut):
+    items: list[RuleOut]
+
+
+class RulePatch(Model):
+    """Change a rule's switches without sending the whole document."""
+
+    enabled: bool | None = None
+    priority: int | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> RulePatch:
+        if self.enabled is None and self.priority is None:
+            raise ValueError("send `enabled` and/or `priority`")
+        return self
+
+
+class RuleRevisionOut(Model):
+    version: int
+    created_at: datetime
+    spec: RuleDoc
+
+
+class RuleRevisionList(Model):
+    items: list[RuleRevisionOut]
+
+
+class EventInput(Model):
+    """A sample event for a dry run."""
+
+    body: Any = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = Field(None, description="the source it came from (default: the "
+                                                 "rule's)")
+
+
+class RuleTestRequest(Model):
+    """A draft rule and either a sample event or a stored event's id."""
+
+    rule: RuleDoc
+    event: EventInput | None = None
+    event_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_event(self) -> RuleTestRequest:
+        if (self.event is None) == (self.event_id is None):
+            raise ValueError("send exactly one of `event` or `event_id`")
+        return self
+
+
+class StepPreviewOut(Model):
+    id: str
+    type: str
+    would_run: bool
+    rendered: Any = Field(None, description="the step's input as it would be sent "
+                                            "(secrets as placeholders)")
+    error: str | None = None
+    skipped_reason: str | None = None
+
+
+class DryRunOut(Model):
+    rule: str
+    matched: bool
+    reason: str | None = Field(description="why the rule did not match (the first failing "
+                                           "condition and the value it saw)")
+    trace: dict[str, Any]
+    steps: list[StepPreviewOut]
+
+
+class BacktestRequest(Model):
+    rule: RuleDoc
+    limit: int = Field(50, ge=1, le=1000, description="newest stored events to evaluate")
+    source: str | None = Field(None, description="events of this source (default: the rule's)")
+
+
+class BacktestRow(Model):
+    event_id: str
+    received_at: datetime
+    matched: bool
+    reason: str | None
+    trace: dict[str, Any]
+
+
+class BacktestOut(Model):
+    items: list[BacktestRow]
+    matched: int
+    total: int
+
+
+# -- secrets ---------------------------------------------------------------------------
+class SecretOut(Model):
+    """A stored secret's name; values are write-only."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretList(PageOut):
+    items: list[SecretOut]
+
+
+class SecretValue(Model):
+    value: str
+
+
+# -- events and executions -------------------------------------------------------------
+class EventQuery(PageQuery):
+    source: str | None = None
+    status: EventStatus | None = None
+    since: datetime | None = Field(None, description="ISO 8601; naive times are UTC")
+    until: datetime | None = Field(None, description="ISO 8601, exclusive")
+    q: str | None = Field(None, description="text searched in the raw body (or an event id)")
+    path: str | None = Field(None, description="JSONPath over the event document, e.g. "
+                                               "$.body.type; keeps events where it selects "
+                                               "something")
+    value: str | None = Field(None, description="with `path`: keep events where a selected "
+                                                "value equals this")
+
+
+class EventSummary(Record):
+    id: str
+    source: str
+    received_at: datetime
+    status: EventStatus
+    method: str
+    content_type: str
+    dedup_key: str | None
+    matched_count: int
+    match_round: int
+    processed_at: datetime | None
+    error: str | None
+
+
+class EventPage(PageOut):
+    items: list[EventSummary]
+
+
+class EventRecord(EventSummary):
+    headers: dict[str, Any]
+    query: dict[str, Any]
+    body: Any
+    raw_body: str
+
+
+class MatchTraceOut(Record):
+    id: int
+    event_id: str
+    match_round: int
+    rule_name: str
+    rule_version: int
+    matched: bool
+    reason: str | None
+    trace: dict[str, Any] | None
+    created_at: datetime
+
+
+class StepRunOut(Record):
+    id: int
+    execution_id: str
+    position: int
+    step_id: str
+    type: str
+    status: StepStatus
+    attempts: int
+    rendered: Any
+    output: Any
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    next_attempt_at: datetime | None
+    duration_ms: float | None
+
+
+class ExecutionOut(Record):
+    id: str
+    event_id: str
+    rule_name: str
+    rule_version: int
+    status: ExecutionStatus
+    error: str | None
+    replay_of: str | None
+    match_round: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class ExecutionDetail(ExecutionOut):
+    steps: list[StepRunOut]
+
+
+class ExecutionPage(PageOut):
+    items: list[ExecutionOut]
+
+
+class EventDetail(Model):
+    event: EventRecord
+    matches: list[MatchTraceOut] = Field(description="every round's match traces, newest "
+                                                     "round first")
+    executions: list[ExecutionDetail]
+
+
+class ReplayIn(Model):
+    rules: Literal["now", "then"] = Field(
+        "now", description="now: match again with today's rules; then: re-run the rules that "
+                           "matched last time, at the versions they ran with")
+
+
+class ReplayOut(Model):
+    event_id: str
+    round: int = Field(description="the new match round")
+
+
+class ExecutionQuery(PageQuery):
+    status: ExecutionStatus | None = None
+    rule: str | None = None
+    event_id: str | None = None
+
+
+class RetryOut(Model):
+    execution_id: str
+    status: ExecutionStatus
+
+
+# -- stats -----------------------------------------------------------------------------
+class Timeseries(Model):
+    start: datetime
+    end: datetime
+    labels: list[datetime]
+    events: list[int]
+    failures: list[int]
+
+
+class Counts(Model):
+    events: dict[str, int]
+    executions: dict[str, int]
+
+
+class QueueStats(Model):
+    queued: int
+    scheduled: int
+
+
+class StatsOut(Model):
+    timeseries: Timeseries
+    counts: Counts
+    queue: QueueStats | None = Field(description="null when Redis cannot be reached")

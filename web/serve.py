@@ -1,0 +1,102 @@
+"""``hookwise serve``: everything in one command.
+
+Runs the migrations, starts an embedded Redis when HOOKWISE_REDIS_URL is unset, then
+supervises one web process (gunicorn) and N worker processes, restarting a worker that
+dies. Ctrl-C (SIGINT) or SIGTERM stops the children gracefully (workers finish their
+current step), then Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from engine.db import upgrade
+from engine.redis_server import EmbeddedRedis
+from engine.settings import Settings
+
+STOP_TIMEOUT_S = 15
+RESTART_BACKOFF_S = 1.0
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A session of its own: the terminal's Ctrl-C reaches only us, and we stop the
+    # children in order.
+    return subprocess.Popen([sys.executable, "-m", "web.cli", *args], env=env,
+                            start_new_session=True)
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for p in procs:
+        try:
+            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def serve(host: str, port: int, workers: int, web_workers: int) -> int:
+    settings = Settings.from_env()
+    upgrade(settings)
+    env = dict(os.environ)
+    env["HOOKWISE_DATA_DIR"] = str(settings.data_dir)
+    redis_srv: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        redis_srv = EmbeddedRedis(settings.data_dir)
+        env["HOOKWISE_REDIS_URL"] = redis_srv.start()
+    stopping = False
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    web = _spawn(["web", "--host", host, "--port", str(port), "--workers", str(web_workers),
+                  "--no-migrate"], env)
+    pool = [_spawn(["worker"], env) for _ in range(workers)]
+    from engine.accounts import Accounts, setup_token
+    from engine.db import make_engine
+
+    eng = make_engine(settings.database_url)
+    has_users = Accounts(eng).has_users()
+    eng.dispose()
+    where = "embedded Redis + " if redis_srv else ""
+    db = "SQLite" if settings.database_url.startswith("sqlite") else "external database"
+    click.echo(f"Hookwise on http://{host}:{port}  ({where}{db}, {workers} worker(s); "
+               f"data in {settings.data_dir})")
+    click.echo(f"Send webhooks to http://{host}:{port}/hooks/<source>. Ctrl-C stops.")
+    if not has_users:
+        link = f"http://{host}:{port}/setup?token={setup_token(settings.data_dir, create=True)}"
+        click.echo(f"No user yet: create the first one at {link}")
+        click.echo("(or run: hookwise user create you@example.com)")
+    code = 0
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            if web.poll() is not None:
+                click.echo(f"web process exited with {web.returncode}; stopping", err=True)
+                code = 1
+                break
+            for i, p in enumerate(pool):
+                if p.poll() is not None and not stopping:
+                    click.echo(f"worker exited with {p.returncode}; restarting", err=True)
+                    time.sleep(RESTART_BACKOFF_S)
+                    pool[i] = _spawn(["worker"], env)
+    finally:
+        click.echo("stopping…")
+        _stop([web, *pool])
+        if redis_srv is not None:
+            redis_srv.stop()
+        click.echo("stopped")
+    return code

@@ -1,0 +1,113 @@
+"""The HTML UI: server-rendered Jinja templates with htmx for the dynamic parts.
+
+One module per page family (``dashboard``, ``sources``, ``rules``, ``events``,
+``secrets``); each registers its views on ``bp``. Views are thin: they call the engine
+(queries, catalog, operations, secrets) and render. ``web/ui/builder.py`` (the rule
+builder) is loaded when present: its ``init_app(app)`` is called, or else its own
+blueprint ``bp`` registered.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Flask, render_template, request
+
+bp = Blueprint("ui", __name__)
+
+PAGE_MODULES = ("dashboard", "sources", "rules", "events", "secrets")
+
+
+def is_htmx() -> bool:
+    """A request made by htmx for a fragment (not a boosted page load)."""
+    return request.headers.get("HX-Request") == "true" and \
+        request.headers.get("HX-Boosted") != "true"
+
+
+def parse_time(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        ts = value
+    else:
+        try:
+            ts = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def fmt_time(value: Any) -> str:
+    """``2025-03-01 14:05:09 UTC``."""
+    ts = parse_time(value)
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if ts else "—"
+
+
+def fmt_ago(value: Any, now: datetime | None = None) -> str:
+    """``just now``, ``4 min ago``, ``3 h ago``, ``2 d ago``."""
+    ts = parse_time(value)
+    if ts is None:
+        return "never"
+    seconds = int(((now or datetime.now(UTC)) - ts).total_seconds())
+    span = abs(seconds)
+    if span < 10:
+        return "just now"
+    if span < 60:
+        text = f"{span} s"
+    elif span < 3600:
+        text = f"{span // 60} min"
+    elif span < 86400:
+        text = f"{span // 3600} h"
+    else:
+        text = f"{span // 86400} d"
+    return f"{text} ago" if seconds > 0 else f"in {text}"
+
+
+def fmt_duration(ms: Any) -> str:
+    if ms is None:
+        return "—"
+    ms = float(ms)
+    if ms < 1:
+        return "<1 ms"
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    return f"{ms / 60_000:.1f} min"
+
+
+def pretty(value: Any) -> str:
+    """Indented JSON for <pre> blocks (strings that hold JSON are shown as JSON)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def _not_found(exc: Exception) -> Any:
+    return render_template("not_found.html", message=getattr(exc, "description", "")), 404
+
+
+def init_app(app: Flask) -> None:
+    for name in PAGE_MODULES:
+        importlib.import_module(f"web.ui.{name}")
+    if importlib.util.find_spec("web.ui.builder") is not None:
+        builder = importlib.import_module("web.ui.builder")
+        if hasattr(builder, "init_app"):
+            builder.init_app(app)
+        elif isinstance(getattr(builder, "bp", None), Blueprint) and builder.bp is not bp \
+                and builder.bp.name not in app.blueprints:
+            app.register_blueprint(builder.bp)
+    app.jinja_env.filters.update(when=fmt_time, ago=fmt_ago, duration=fmt_duration,
+                                 pretty=pretty)
+    if "ui" not in app.blueprints:
+        app.register_blueprint(bp)
+
+
+bp.register_error_handler(404, _not_found)

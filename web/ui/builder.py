@@ -1,0 +1,60 @@
+"""The rule builder: one page that edits a rule as a form (or as YAML), tests it on a sample
+payload, backtests it over stored events and saves it — all through the JSON API.
+
+The server only renders the page with its starting data (the stored rule, the sources);
+everything the page does afterwards goes through ``/api/v1`` with the session cookie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, abort, render_template, request
+from jinja2 import TemplateNotFound
+
+from engine.catalog import spec_from_row
+from web.context import runtime
+
+bp = Blueprint("builder", __name__)
+
+NEW_RULE_SOURCE = "*"
+
+
+def _source_slugs() -> list[str]:
+    return [s.slug for s in runtime().catalog.list_sources()]
+
+
+def _page(rule: dict[str, Any], *, editing: str | None, sources: list[str]) -> Any:
+    return render_template("rule_builder.html", rule=rule, editing=editing, sources=sources)
+
+
+@bp.get("/rules/new")
+def new_rule() -> Any:
+    """An empty rule, for ``?source=<slug>`` when given (and known), else every source."""
+    slugs = _source_slugs()
+    wanted = request.args.get("source", "")
+    source = wanted if wanted in slugs else (slugs[0] if len(slugs) == 1 else NEW_RULE_SOURCE)
+    rule = {"name": "", "source": source, "enabled": True, "priority": 0, "actions": []}
+    return _page(rule, editing=None, sources=slugs)
+
+
+def init_app(app: Flask) -> None:
+    """Register the builder's pages (``web.ui.init_app`` calls this when it is present)."""
+    app.register_blueprint(bp)
+
+
+@bp.errorhandler(404)
+def _not_found(exc: Exception) -> Any:
+    message = getattr(exc, "description", "") or "There is nothing at this address."
+    try:
+        return render_template("not_found.html", message=message), 404
+    except TemplateNotFound:
+        return message, 404
+
+
+@bp.get("/rules/<name>/edit")
+def edit_rule(name: str) -> Any:
+    row = runtime().catalog.get_rule(name)
+    if row is None:
+        abort(404, description=f"There is no rule named {name!r}.")
+    return _page(spec_from_row(row), editing=row.name, sources=_source_slugs())

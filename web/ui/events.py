@@ -1,0 +1,138 @@
+"""Events: the filtered list, one event with its match trace and step timelines, and
+the two things people do to runs: replay an event, retry a failed execution."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlmodel import Session, col, select
+from werkzeug.wrappers import Response
+
+from engine import queries
+from engine.errors import HookwiseError
+from engine.models import EventStatus, Execution, utcnow
+from engine.operations import Conflict, NotFound, replay_event, retry_execution
+from rules.errors import PathError
+from web.context import runtime
+from web.ui import bp, is_htmx
+
+PAGE_SIZE = 25
+SINCE = {"1h": ("Last hour", timedelta(hours=1)), "24h": ("Last 24 hours", timedelta(days=1)),
+         "7d": ("Last 7 days", timedelta(days=7)), "30d": ("Last 30 days", timedelta(days=30))}
+FILTER_KEYS = ("source", "status", "since", "q", "path", "value")
+
+
+def execution_summary(event_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per event: how many executions are in each status (every round)."""
+    if not event_ids:
+        return {}
+    with Session(runtime().db) as s:
+        rows = s.exec(select(Execution.event_id, Execution.status)
+                      .where(col(Execution.event_id).in_(event_ids))).all()
+    out: dict[str, Counter[str]] = {}
+    for event_id, status in rows:
+        out.setdefault(event_id, Counter())[str(status)] += 1
+    return {k: dict(v) for k, v in out.items()}
+
+
+def _filters() -> dict[str, str]:
+    return {k: (request.args.get(k) or "").strip() for k in FILTER_KEYS}
+
+
+def _offset() -> int:
+    try:
+        return max(0, int(request.args.get("offset", 0)))
+    except ValueError:
+        return 0
+
+
+@bp.get("/events")
+def events_list() -> str:
+    rt = runtime()
+    f = _filters()
+    offset = _offset()
+    errors: dict[str, list[str]] = {}
+    since = utcnow() - SINCE[f["since"]][1] if f["since"] in SINCE else None
+    try:
+        page = queries.list_events(
+            rt.db, source=f["source"] or None, status=f["status"] or None, since=since,
+            text=f["q"] or None, path=f["path"] or None,
+            value=f["value"] if f["path"] and f["value"] else None,
+            limit=PAGE_SIZE, offset=offset)
+    except PathError as exc:
+        errors["path"] = [str(exc)]
+        page = queries.Page([], 0, PAGE_SIZE, 0)
+    runs = execution_summary([e["id"] for e in page.items])
+    query = {k: v for k, v in f.items() if v}
+    ctx = {"page": page, "runs": runs, "filters": f, "errors": errors, "query": query,
+           "filtered": bool(query)}
+    if is_htmx() and request.headers.get("HX-Target") == "event-list":
+        return render_template("_events_list.html", **ctx)
+    sources = [s.slug for s in rt.catalog.list_sources()]
+    if f["source"] and f["source"] not in sources:
+        sources.append(f["source"])
+    return render_template("events.html", sources=sources,
+                           statuses=[s.value for s in EventStatus], since_options=SINCE, **ctx)
+
+
+def _rounds(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Match traces and executions grouped by round, newest round first; in a round,
+    matched rules come first."""
+    by_round: dict[int, dict[str, Any]] = {}
+    for m in data["matches"]:
+        by_round.setdefault(m["match_round"], {"traces": [], "executions": []})["traces"].append(m)
+    for ex in data["executions"]:
+        by_round.setdefault(ex["match_round"], {"traces": [], "executions": []})[
+            "executions"].append(ex)
+    out = []
+    for number in sorted(by_round, reverse=True):
+        r = by_round[number]
+        r["traces"].sort(key=lambda t: not t["matched"])
+        out.append({"number": number, "matched": sum(t["matched"] for t in r["traces"]), **r})
+    return out
+
+
+@bp.get("/events/<event_id>")
+def event_page(event_id: str) -> str:
+    data = queries.get_event(runtime().db, event_id)
+    if data is None:
+        abort(404, f"There is no event {event_id}.")
+    return render_template("event.html", event=data["event"], rounds=_rounds(data),
+                           executions=data["executions"])
+
+
+@bp.post("/events/<event_id>/replay")
+def event_replay(event_id: str) -> Response:
+    try:
+        new_round = replay_event(runtime(), event_id)
+    except NotFound:
+        abort(404, f"There is no event {event_id}.")
+    except Conflict as exc:
+        flash(f"Not replayed: {exc}.", "error")
+    except HookwiseError as exc:  # e.g. Redis down: the sweeper queues it later
+        flash(f"Replay recorded, but it could not be queued yet: {exc}", "warning")
+    else:
+        flash(f"Replay queued as round {new_round}: the event is matched again with "
+              "today's rules.", "success")
+    return redirect(url_for("ui.event_page", event_id=event_id))
+
+
+@bp.post("/executions/<execution_id>/retry")
+def execution_retry(execution_id: str) -> Response:
+    rt = runtime()
+    ex = queries.get_execution(rt.db, execution_id)
+    if ex is None:
+        abort(404, f"There is no execution {execution_id}.")
+    try:
+        retry_execution(rt, execution_id)
+    except Conflict as exc:
+        flash(f"Not retried: {exc}.", "error")
+    except HookwiseError as exc:
+        flash(f"Retry recorded, but it could not be queued yet: {exc}", "warning")
+    else:
+        flash(f"Retrying “{ex['rule_name']}” from its failed step; finished steps are kept.",
+              "success")
+    return redirect(url_for("ui.event_page", event_id=ex["event_id"]) + f"#{execution_id}")

@@ -28,14 +28,18 @@ def beat(conn: redis.Redis, name: str) -> None:
 def start_heartbeat(conn: redis.Redis, name: str) -> threading.Event:
     """Refresh ``name``'s key every few seconds until the returned event is set."""
     stop = threading.Event()
-    beat(conn, name)
+
+    def once() -> None:
+        try:
+            beat(conn, name)
+        except redis.RedisError as exc:  # Redis away: the next beat tries again
+            log.warning("heartbeat failed: %s", exc)
 
     def loop() -> None:
         while not stop.wait(HEARTBEAT_EVERY_S):
-            try:
-                beat(conn, name)
-            except redis.RedisError as exc:
-                log.warning("heartbeat failed: %s", exc)
+            once()
+
+    once()  # before the first job is taken
 
     threading.Thread(target=loop, name="hookwise-heartbeat", daemon=True).start()
     return stop

@@ -65,6 +65,15 @@ def finished(rt: Runtime, n: int) -> Callable[[], bool]:
     return check
 
 
+def while_alive(worker, until: Callable[[], bool]) -> Callable[[], bool]:  # type: ignore[no-untyped-def]
+    """``until``, failing at once if the worker process has exited."""
+    def check() -> bool:
+        if worker.poll() is not None:
+            pytest.fail(f"the worker exited ({worker.returncode})")
+        return until()
+    return check
+
+
 def work_until(rt: Runtime, until: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not until():
@@ -115,9 +124,8 @@ def test_redis_stopped_mid_run_loses_nothing_and_runs_each_chain_once(own, embed
         embedded.start()  # same data dir: the AOF is replayed
         report = sweep(rt, pending_after_s=0)
         assert report.events == 10
-        wait_until(finished(rt, 15), 60, "every chain to run after the restart")
-        if worker.poll() is not None:
-            pytest.fail(f"the worker exited ({worker.returncode}) during the Redis outage")
+        wait_until(while_alive(worker, finished(rt, 15)), 60,
+                   "every chain to run after the restart")
         sweep(rt, pending_after_s=0)  # a second sweep finds nothing left to do
     finally:
         stop_worker(worker)
@@ -128,6 +136,38 @@ def test_redis_stopped_mid_run_loses_nothing_and_runs_each_chain_once(own, embed
     keys = Counter(r.headers["idempotency-key"] for r in sink.requests)
     assert len(keys) == 15 and set(keys.values()) == {1}, keys  # each delivered once
     assert sorted(int(r.json()["n"]) for r in sink.requests) == list(range(15))
+
+
+
+def test_redis_lost_while_a_job_is_in_flight_does_not_end_the_worker(own, embedded, sink,  # type: ignore[no-untyped-def]
+                                                                    tmp_path):
+    """RQ's own loop quits when Redis vanishes while it records a job's end; the worker
+    process must carry on and take new work once Redis is back."""
+    from web import create_app
+
+    rt, own_env = own
+    f = tmp_path / "r.yaml"
+    f.write_text(ONE_STEP.format(url=sink.url))
+    apply_paths(rt.catalog, [f])
+    client = create_app(runtime=rt).test_client()
+    sink.queue("/deliver", Reply(json={"slow": True}, delay=3))  # the job is mid-step
+    worker = start_worker(own_env)
+    try:
+        first = client.post("/hooks/s", json={"n": 0}).get_json()["event_id"]
+        wait_until(lambda: len(sink.requests) == 1, 20, "the first delivery to start")
+        embedded.stop()  # the step ends while Redis is away: its bookkeeping fails
+        time.sleep(4)
+        embedded.start()
+        rt.redis.connection_pool.disconnect()
+        assert worker.poll() is None, "the worker exited during the Redis outage"
+        second = client.post("/hooks/s", json={"n": 1}).get_json()["event_id"]
+        wait_until(while_alive(worker, finished(rt, 2)), 30,
+                   "the event posted after the outage to run")
+    finally:
+        stop_worker(worker)
+    assert {e.event_id for e in executions(rt)} == {first, second}
+    assert {e.status for e in executions(rt)} == {"succeeded"}
+    assert sorted(int(r.json()["n"]) for r in sink.requests) == [0, 1]  # each once
 
 
 TWO_STEPS = """

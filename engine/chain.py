@@ -82,6 +82,19 @@ def render_bounded(cstep: CompiledStep, context: dict[str, Any]) -> dict[str, An
         return cstep.render(context)
 
 
+def _this_step(st: StepRun) -> tuple[Any, ...]:
+    """The step's row, by its (execution, position) key: steps are inserted in bulk
+    without reading their ids back."""
+    return (StepRun.execution_id == st.execution_id,  # type: ignore[arg-type]
+            StepRun.position == st.position)  # type: ignore[arg-type]
+
+
+def _succeeded() -> dict[str, Any]:
+    now = utcnow()
+    return {"status": ExecutionStatus.succeeded, "updated_at": now, "finished_at": now,
+            "error": None}
+
+
 class ChainRunner:
     """Runs executions for one Runtime (one per worker process)."""
 
@@ -110,13 +123,17 @@ class ChainRunner:
         if ex.status != ExecutionStatus.running:
             self._set_execution(execution_id, ExecutionStatus.running)
 
-        for st in steps:
+        for i, st in enumerate(steps):
             if st.status in FINISHED_STEP:
                 continue
             cstep = rule.steps[st.position]
-            outcome = self._run_step(ex, event, rule, cstep, st, doc, outputs)
+            outcome = self._run_step(ex, event, rule, cstep, st, doc, outputs,
+                                     last=i == len(steps) - 1)
             if outcome == "continue":
                 continue
+            if outcome == ExecutionStatus.succeeded:  # the last step finished the execution
+                self._ended_without_reply(ex, event, rule, outputs)
+                return outcome
             if outcome == ExecutionStatus.failed:
                 self._ended_without_reply(ex, event, rule, outputs)
             return outcome  # waiting / failed / None (someone else has it)
@@ -155,8 +172,10 @@ class ChainRunner:
     # -- one step ----------------------------------------------------------------------
     def _run_step(
         self, ex: Execution, event: Event, rule: CompiledRule, cstep: CompiledStep,
-        st: StepRun, doc: dict[str, Any], outputs: dict[str, Any],
+        st: StepRun, doc: dict[str, Any], outputs: dict[str, Any], *, last: bool = False,
     ) -> Any:
+        """Run one step. ``last``: no step follows, so success also finishes the
+        execution (in the step's transaction)."""
         now = utcnow()
         if st.status == StepStatus.running:
             return None  # another job has it, or it crashed: the sweeper decides
@@ -215,9 +234,10 @@ class ChainRunner:
         outputs[cstep.id] = redact(output, secrets.used.values())
         if not self._finish(st, StepStatus.succeeded,
                             rendered=stored_input(rendered, secrets.used.values()),
-                            output=outputs[cstep.id], started=started, owned=True):
+                            output=outputs[cstep.id], started=started, owned=True,
+                            then_execution=_succeeded() if last else None):
             return None  # the sweeper gave this step to another worker meanwhile
-        return "continue"
+        return ExecutionStatus.succeeded if last else "continue"
 
     def _redis_or_none(self) -> Any:
         try:
@@ -259,7 +279,7 @@ class ChainRunner:
         with self.rt.db.begin() as conn:
             res = conn.execute(
                 update(StepRun)
-                .where(StepRun.id == st.id)  # type: ignore[arg-type]
+                .where(*_this_step(st))
                 .where(StepRun.status.in_([StepStatus.pending, StepStatus.waiting]))  # type: ignore[attr-defined]
                 .values(status=StepStatus.running, started_at=utcnow(),
                         attempts=StepRun.attempts + 1, next_attempt_at=None,
@@ -267,11 +287,13 @@ class ChainRunner:
             )
         return bool(res.rowcount)
 
-    def _update_step(self, st: StepRun, *, owned: bool = False, **values: Any) -> bool:
+    def _update_step(self, st: StepRun, *, owned: bool = False,
+                     then_execution: dict[str, Any] | None = None, **values: Any) -> bool:
         """Write the step; with ``owned``, only while this worker still holds its claim
-        (the sweeper may have given the step to another worker). Answers whether it
-        wrote."""
-        stmt = update(StepRun).where(StepRun.id == st.id)  # type: ignore[arg-type]
+        (the sweeper may have given the step to another worker). ``then_execution``:
+        values for the execution, written in the same transaction if the step was.
+        Answers whether it wrote."""
+        stmt = update(StepRun).where(*_this_step(st))
         if owned:
             me = self.rt.worker_name
             stmt = stmt.where(
@@ -279,18 +301,23 @@ class ChainRunner:
                 StepRun.claimed_by == me if me else StepRun.claimed_by.is_(None),  # type: ignore[union-attr,arg-type]
             )
         with self.rt.db.begin() as conn:
-            return bool(conn.execute(stmt.values(**values)).rowcount)
+            wrote = bool(conn.execute(stmt.values(**values)).rowcount)
+            if wrote and then_execution is not None:
+                conn.execute(update(Execution)
+                             .where(Execution.id == st.execution_id)  # type: ignore[arg-type]
+                             .values(**then_execution))
+            return wrote
 
     def _finish(self, st: StepRun, status: StepStatus, *, error: str | None = None,
                 rendered: Any = None, output: Any = None, started: float | None = None,
-                owned: bool = False) -> bool:
+                owned: bool = False, then_execution: dict[str, Any] | None = None) -> bool:
         values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow(),
                                   "output": output, "next_attempt_at": None}
         if rendered is not None:
             values["rendered"] = rendered
         if started is not None:
             values["duration_ms"] = round((time.monotonic() - started) * 1000, 2)
-        return self._update_step(st, owned=owned, **values)
+        return self._update_step(st, owned=owned, then_execution=then_execution, **values)
 
     def _failed(self, ex: Execution, st: StepRun, cstep: CompiledStep, reason: str,
                 rendered: Any, output: Any, secrets: SecretsView, started: float, *,

@@ -106,7 +106,7 @@ def undrained_shards(conn: redis.Redis, queue: str) -> list[int]:
 
 def drain(rt: Runtime, shard: int) -> int:
     """Process the shard's events until it is empty (or DRAIN_FOR_S passed)."""
-    from engine.tasks import process_event
+    from engine.tasks import process_events
 
     conn, name = rt.redis, rt.queue.name
     inbox, flag = inbox_key(name, shard), flag_key(name, shard)
@@ -128,14 +128,12 @@ def drain(rt: Runtime, shard: int) -> int:
             if conn.llen(inbox) and conn.set(flag, "1", nx=True, ex=FLAG_TTL_S):
                 continue
             return done
-        for raw in ids:
-            event_id = raw.decode()
-            conn.set(flag, "1", ex=FLAG_TTL_S)  # chains run inline: keep ownership
-            try:
-                process_event(event_id)
-            except Exception:  # recorded on the event; the others go on
-                log.exception("event %s failed in the drain", event_id)
-            done += 1
+        batch = [raw.decode() for raw in ids]
+        try:  # chains run inline: keep ownership of the shard while they do
+            process_events(batch, before_each=lambda: conn.set(flag, "1", ex=FLAG_TTL_S))
+        except Exception:  # recorded on the events; the sweeper retries what is open
+            log.exception("events %s failed in the drain", batch)
+        done += len(batch)
 
 
 def drain_inbox(shard: int) -> int:

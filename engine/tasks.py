@@ -8,13 +8,13 @@ at the first unfinished step.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from engine import replies, runtime
 from engine.chain import ChainRunner, event_document
-from engine.db import session_scope
 from engine.models import (
     Event,
     EventStatus,
@@ -22,6 +22,7 @@ from engine.models import (
     ExecutionStatus,
     MatchTrace,
     StepRun,
+    StepStatus,
     new_id,
     utcnow,
 )
@@ -31,82 +32,141 @@ log = logging.getLogger(__name__)
 TRACE_ALL_RULES = 200
 OPEN_EXECUTION = (ExecutionStatus.pending, ExecutionStatus.running)
 
+EVENTS = Event.__table__  # type: ignore[attr-defined]
+TRACES = MatchTrace.__table__  # type: ignore[attr-defined]
+EXECUTIONS = Execution.__table__  # type: ignore[attr-defined]
+STEPS = StepRun.__table__  # type: ignore[attr-defined]
+EXECUTION_COLUMNS = ("id", "event_id", "rule_name", "rule_version", "match_round", "status",
+                     "created_at", "updated_at")
+STEP_COLUMNS = ("execution_id", "position", "step_id", "type", "status", "attempts")
+
 
 def process_event(event_id: str) -> dict[str, object]:
     """Match a stored event against the rules and run each matching rule's chain."""
+    return process_events([event_id])[0]
+
+
+def process_events(event_ids: list[str],
+                   before_each: Callable[[], object] | None = None) -> list[dict[str, object]]:
+    """Match a batch of stored events in one read and one transaction, then run each
+    matching rule's chain (each step checkpointed on its own). ``before_each`` is called
+    before each event's chains run (the inbox drain refreshes its ownership there)."""
     rt = runtime.current()
     with Session(rt.db) as s:
-        event = s.get(Event, event_id)
-    if event is None:
-        log.warning("event %s not found", event_id)
-        return {"event_id": event_id, "found": False}
+        found = {e.id: e for e in s.exec(
+            select(Event).where(Event.id.in_(event_ids)))}  # type: ignore[attr-defined]
+    answers: dict[str, dict[str, object]] = {}
+    fresh: list[Event] = []
     runner = ChainRunner(rt)
-    if event.status != EventStatus.pending:
-        # A duplicate job, or one re-queued after a crash: resume whatever is open.
-        with Session(rt.db) as s:
-            open_ids = list(s.exec(select(Execution.id).where(
-                Execution.event_id == event_id,
-                Execution.status.in_(OPEN_EXECUTION))))  # type: ignore[attr-defined]
-        for ex_id in open_ids:
-            runner.run(ex_id)
-        return {"event_id": event_id, "resumed": open_ids}
-    try:
-        created = match_event(event)
-    except Exception as exc:
-        log.exception("matching event %s failed", event_id)
-        with session_scope(rt.db) as s:
-            s.execute(
-                update(Event).where(Event.id == event_id)  # type: ignore[arg-type]
-                .values(status=EventStatus.failed, error=f"{type(exc).__name__}: {exc}",
-                        processed_at=utcnow())
-            )
-        raise
-    if created is None:  # another worker claimed it; it runs the chains and replies
-        return {"event_id": event_id, "claimed_elsewhere": True}
-    if not any(st.type == "reply" for _, steps in created for st in steps):
-        replies.no_reply_coming(rt, event.source, event.id)
-    for ex, steps in created:  # run at once with what was just written: no re-reads
-        runner.run(ex.id, loaded=(ex, event, steps))
-    return {"event_id": event_id, "executions": [ex.id for ex, _ in created]}
+    for event_id in event_ids:
+        event = found.get(event_id)
+        if event is None:
+            log.warning("event %s not found", event_id)
+            answers[event_id] = {"event_id": event_id, "found": False}
+        elif event.status != EventStatus.pending:
+            # A duplicate job, or one re-queued after a crash: resume whatever is open.
+            answers[event_id] = _resume(rt, runner, event_id)
+        else:
+            fresh.append(event)
+    if fresh:
+        # A database error leaves the batch pending (the transaction rolls back) for the
+        # sweeper to retry; an event the matcher cannot handle is marked failed alone.
+        created = match_events(fresh)
+        for event in fresh:
+            execs = created.get(event.id)
+            if execs is None:  # another worker claimed it; it runs the chains and replies
+                answers[event.id] = {"event_id": event.id, "claimed_elsewhere": True}
+                continue
+            if before_each is not None:
+                before_each()
+            if not any(st.type == "reply" for _, steps in execs for st in steps):
+                replies.no_reply_coming(rt, event.source, event.id)
+            for ex, steps in execs:  # run at once with what was just written: no re-reads
+                runner.run(ex.id, loaded=(ex, event, steps))
+            answers[event.id] = {"event_id": event.id,
+                                 "executions": [ex.id for ex, _ in execs]}
+    return [answers[i] for i in event_ids]
+
+
+def _resume(rt: runtime.Runtime, runner: ChainRunner, event_id: str) -> dict[str, object]:
+    with Session(rt.db) as s:
+        open_ids = list(s.exec(select(Execution.id).where(
+            Execution.event_id == event_id,
+            Execution.status.in_(OPEN_EXECUTION))))  # type: ignore[attr-defined]
+    for ex_id in open_ids:
+        runner.run(ex_id)
+    return {"event_id": event_id, "resumed": open_ids}
 
 
 def match_event(event: Event) -> list[tuple[Execution, list[StepRun]]] | None:
+    """Match one event (see ``match_events``)."""
+    return match_events([event]).get(event.id)
+
+
+def match_events(events: list[Event]) -> dict[str, list[tuple[Execution, list[StepRun]]]]:
     """Record a MatchTrace for every rule looked at and an Execution (with its steps)
-    for every rule that matched — all in the transaction that claims the event. The
+    for every rule that matched — in the one transaction that claims the events. The
     executions start as ``running``: this worker runs them next (if it dies first, the
-    sweeper re-queues its job)."""
+    sweeper re-queues its job). Answers the executions per event this call claimed;
+    an event another worker claimed first is left out."""
     rt = runtime.current()
     ruleset, versions = rt.catalog.ruleset()
-    # Explain every rule looked at while that is cheap; past TRACE_ALL_RULES rules for a
-    # source, only matching rules get a stored trace — why another rule did not fire is
-    # answered on demand (POST /api/v1/rules/test with the event_id, or the rule builder).
-    explain = ruleset.considered(event.source) <= TRACE_ALL_RULES
-    results = ruleset.match(event_document(event), event.source, explain_excluded=explain)
-    created: list[tuple[Execution, list[StepRun]]] = []
-    with session_scope(rt.db) as s:
-        claimed = s.execute(
-            update(Event)
-            .where(Event.id == event.id, Event.status == EventStatus.pending)  # type: ignore[arg-type]
-            .values(status=EventStatus.processed, processed_at=utcnow(),
-                    matched_count=sum(1 for r in results if r.matched))
-        )
-        if not claimed.rowcount:  # type: ignore[attr-defined]
-            return None  # another worker matched it first
-        for r in results:
-            version = versions.get(r.rule.name, 0)
-            s.add(MatchTrace(event_id=event.id, match_round=event.match_round,
-                             rule_name=r.rule.name, rule_version=version,
-                             matched=r.matched, reason=r.reason, trace=r.trace))
-            if not r.matched:
+    now = utcnow()
+    traces: list[dict[str, object]] = []
+    ex_rows: list[dict[str, object]] = []
+    step_rows: list[dict[str, object]] = []
+    created: dict[str, list[tuple[Execution, list[StepRun]]]] = {}
+    with rt.db.begin() as conn:
+        for event in events:
+            # Explain every rule looked at while that is cheap; past TRACE_ALL_RULES rules
+            # for a source, only matching rules get a stored trace — why another rule did
+            # not fire is answered on demand (POST /api/v1/rules/test with the event_id,
+            # or the rule builder).
+            explain = ruleset.considered(event.source) <= TRACE_ALL_RULES
+            try:
+                results = ruleset.match(event_document(event), event.source,
+                                        explain_excluded=explain)
+            except Exception as exc:  # a bug: recorded on the event, the batch goes on
+                log.exception("matching event %s failed", event.id)
+                conn.execute(
+                    update(EVENTS)
+                    .where(EVENTS.c.id == event.id, EVENTS.c.status == EventStatus.pending)
+                    .values(status=EventStatus.failed, processed_at=now,
+                            error=f"{type(exc).__name__}: {exc}"))
                 continue
-            ex = Execution(id=new_id("exe"), event_id=event.id, rule_name=r.rule.name,
-                           rule_version=version, match_round=event.match_round,
-                           status=ExecutionStatus.running)
-            steps = [StepRun(execution_id=ex.id, position=pos, step_id=step.id,
-                             type=step.type) for pos, step in enumerate(r.rule.steps)]
-            s.add(ex)
-            s.add_all(steps)
-            created.append((ex, steps))
+            claimed = conn.execute(
+                update(EVENTS)
+                .where(EVENTS.c.id == event.id, EVENTS.c.status == EventStatus.pending)
+                .values(status=EventStatus.processed, processed_at=now,
+                        matched_count=sum(1 for r in results if r.matched))
+            )
+            if not claimed.rowcount:
+                continue  # another worker matched it first
+            mine = created[event.id] = []
+            for r in results:
+                version = versions.get(r.rule.name, 0)
+                traces.append({"event_id": event.id, "match_round": event.match_round,
+                               "rule_name": r.rule.name, "rule_version": version,
+                               "matched": r.matched, "reason": r.reason, "trace": r.trace,
+                               "created_at": now})
+                if not r.matched:
+                    continue
+                ex = Execution(id=new_id("exe"), event_id=event.id, rule_name=r.rule.name,
+                               rule_version=version, match_round=event.match_round,
+                               status=ExecutionStatus.running, created_at=now,
+                               updated_at=now)
+                steps = [StepRun(execution_id=ex.id, position=pos, step_id=step.id,
+                                 type=step.type, status=StepStatus.pending, attempts=0)
+                         for pos, step in enumerate(r.rule.steps)]
+                ex_rows.append({c: getattr(ex, c) for c in EXECUTION_COLUMNS})
+                step_rows.extend({c: getattr(st, c) for c in STEP_COLUMNS} for st in steps)
+                mine.append((ex, steps))
+        if traces:
+            conn.execute(insert(TRACES), traces)
+        if ex_rows:
+            conn.execute(insert(EXECUTIONS), ex_rows)
+        if step_rows:
+            conn.execute(insert(STEPS), step_rows)
     return created
 
 

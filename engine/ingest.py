@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine import ratelimit, replies
-from engine.errors import ConfigError, QueueError, StorageError, VerificationError
-from engine.inbox import push as push_to_inbox
+from engine.errors import ConfigError, StorageError, VerificationError
 from engine.models import new_id, utcnow
 from engine.parsing import BodyError, UnsupportedMediaType, parse_body
 from engine.provider_schemes import default_dedup
 from engine.secrets import REDACTED, SecretNotFound
 from engine.signatures import IncomingRequest, verify
-from engine.store import DuplicateEvent, insert_event
+from engine.store import DuplicateEvent
 from rules.match import build_event_document
 from rules.paths import compile_path
 
@@ -101,8 +100,14 @@ def ingest(rt: Runtime, slug: str, req: IncomingRequest) -> IngestResult:
         "raw_body": req.body,
         "dedup_key": dedup_key,
     }
+    waiter = None
+    if source.respond.mode == "reply":  # listening before the event can reach a worker
+        try:
+            waiter = replies.Waiter(rt.redis, event_id, source.respond.timeout_ms / 1000)
+        except Exception as exc:  # Redis down: answer as if immediate (once stored)
+            log.warning("cannot wait for a reply to %s: %s", event_id, exc)
     try:
-        insert_event(rt.db, row)
+        queued = rt.event_writer.write(row)  # committed (then queued) when it returns
     except DuplicateEvent as dup:
         return IngestResult(
             200, {"event_id": dup.event_id, "duplicate": True}, event_id=dup.event_id
@@ -110,17 +115,8 @@ def ingest(rt: Runtime, slug: str, req: IncomingRequest) -> IngestResult:
     except StorageError as exc:
         log.error("event for %s not stored: %s", slug, exc)
         return error(503, "unavailable", "the event could not be stored; retry later")
-
-    waiter = None
-    if source.respond.mode == "reply":
-        try:
-            waiter = replies.Waiter(rt.redis, event_id, source.respond.timeout_ms / 1000)
-        except Exception as exc:  # Redis down: answer as if immediate (the event is stored)
-            log.warning("cannot wait for a reply to %s: %s", event_id, exc)
-    try:
-        push_to_inbox(rt.queue, event_id)
-    except (QueueError, ConfigError) as exc:
-        log.warning("event %s stored but not queued (sweeper will): %s", event_id, exc)
+    if not queued:
+        log.warning("event %s stored but not queued (sweeper will)", event_id)
         waiter = None
 
     accepted = IngestResult(202, {"event_id": event_id}, event_id=event_id)

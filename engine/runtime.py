@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from engine.accounts import Accounts
     from engine.catalog import Catalog
     from engine.secrets import SecretStore
+    from engine.store import EventWriter
 
 
 class Runtime:
@@ -68,6 +69,14 @@ class Runtime:
         return make_queue(self.redis, self.settings.queue_name)
 
     @cached_property
+    def event_writer(self) -> EventWriter:
+        """Group commit for ingest (see engine.store.EventWriter)."""
+        from engine.inbox import push_many
+        from engine.store import EventWriter
+
+        return EventWriter(lambda: self.db, push=lambda ids: push_many(self.queue, ids))
+
+    @cached_property
     def http(self) -> httpx.Client:
         from engine.http import build_http_client
 
@@ -95,6 +104,8 @@ class Runtime:
     def close(self) -> None:
         """Release connections (pools, sockets); the object can be dropped afterwards."""
         d = self.__dict__
+        if "event_writer" in d:
+            d["event_writer"].close()
         if "http" in d:
             d["http"].close()
         if "redis" in d:

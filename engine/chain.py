@@ -14,11 +14,11 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlmodel import Session, select
 
 from engine import queue as q
 from engine import replies
+from engine import statements as sql
 from engine.actions import ACTIONS, StepContext
 from engine.errors import ActionError, PermanentActionError, QueueError
 from engine.limits import TEMPLATE_CPU_LIMIT_S, cpu_time_limit
@@ -80,13 +80,6 @@ def render_bounded(cstep: CompiledStep, context: dict[str, Any]) -> dict[str, An
 
     with cpu_time_limit(TEMPLATE_CPU_LIMIT_S, too_slow):
         return cstep.render(context)
-
-
-def _this_step(st: StepRun) -> tuple[Any, ...]:
-    """The step's row, by its (execution, position) key: steps are inserted in bulk
-    without reading their ids back."""
-    return (StepRun.execution_id == st.execution_id,  # type: ignore[arg-type]
-            StepRun.position == st.position)  # type: ignore[arg-type]
 
 
 def _succeeded() -> dict[str, Any]:
@@ -277,14 +270,9 @@ class ChainRunner:
     # -- bookkeeping ---------------------------------------------------------------------
     def _claim(self, st: StepRun) -> bool:
         with self.rt.db.begin() as conn:
-            res = conn.execute(
-                update(StepRun)
-                .where(*_this_step(st))
-                .where(StepRun.status.in_([StepStatus.pending, StepStatus.waiting]))  # type: ignore[attr-defined]
-                .values(status=StepStatus.running, started_at=utcnow(),
-                        attempts=StepRun.attempts + 1, next_attempt_at=None,
-                        claimed_by=self.rt.worker_name)
-            )
+            res = conn.execute(sql.CLAIM_STEP, {
+                "k_execution_id": st.execution_id, "k_position": st.position,
+                "started_at": utcnow(), "claimed_by": self.rt.worker_name})
         return bool(res.rowcount)
 
     def _update_step(self, st: StepRun, *, owned: bool = False,
@@ -293,19 +281,15 @@ class ChainRunner:
         (the sweeper may have given the step to another worker). ``then_execution``:
         values for the execution, written in the same transaction if the step was.
         Answers whether it wrote."""
-        stmt = update(StepRun).where(*_this_step(st))
-        if owned:
-            me = self.rt.worker_name
-            stmt = stmt.where(
-                StepRun.status == StepStatus.running,  # type: ignore[arg-type]
-                StepRun.claimed_by == me if me else StepRun.claimed_by.is_(None),  # type: ignore[union-attr,arg-type]
-            )
+        me = self.rt.worker_name
+        stmt = sql.update_step(tuple(values), owned, me is not None)
+        params = {"k_execution_id": st.execution_id, "k_position": st.position,
+                  "k_me": me, **values}
         with self.rt.db.begin() as conn:
-            wrote = bool(conn.execute(stmt.values(**values)).rowcount)
+            wrote = bool(conn.execute(stmt, params).rowcount)
             if wrote and then_execution is not None:
-                conn.execute(update(Execution)
-                             .where(Execution.id == st.execution_id)  # type: ignore[arg-type]
-                             .values(**then_execution))
+                conn.execute(sql.update_execution(tuple(then_execution)),
+                             {"k_id": st.execution_id, **then_execution})
             return wrote
 
     def _finish(self, st: StepRun, status: StepStatus, *, error: str | None = None,
@@ -361,5 +345,4 @@ class ChainRunner:
             values["finished_at"] = utcnow()
             values["error"] = error
         with self.rt.db.begin() as conn:
-            conn.execute(update(Execution).where(Execution.id == execution_id)  # type: ignore[arg-type]
-                         .values(**values))
+            conn.execute(sql.update_execution(tuple(values)), {"k_id": execution_id, **values})

@@ -9,12 +9,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.errors import StorageError
 from engine.models import Event, EventStatus
+from engine.statements import INSERT_EVENT
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 MAX_BATCH = 64
@@ -36,7 +37,7 @@ def insert_event(db: Engine, row: dict[str, Any]) -> None:
     row.setdefault("status", EventStatus.pending.value)
     try:
         with db.begin() as conn:
-            conn.execute(insert(EVENTS), row)
+            conn.execute(INSERT_EVENT, row)
     except IntegrityError as exc:
         if row.get("dedup_key") is not None:
             existing = find_by_dedup(db, row["source"], row["dedup_key"])
@@ -144,7 +145,7 @@ class EventWriter:
         stored: list[_Pending] = []
         try:
             with self.db().begin() as conn:
-                conn.execute(insert(EVENTS), [p.row for p in batch])
+                conn.execute(INSERT_EVENT, [p.row for p in batch])
             stored = batch
         except IntegrityError:
             for p in batch:  # one by one: each request gets its own answer

@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import insert, update
 from sqlmodel import Session, select
 
 from engine import replies, runtime
+from engine import statements as sql
 from engine.chain import ChainRunner, event_document
 from engine.models import (
     Event,
     EventStatus,
     Execution,
     ExecutionStatus,
-    MatchTrace,
     StepRun,
     StepStatus,
     new_id,
@@ -32,10 +31,6 @@ log = logging.getLogger(__name__)
 TRACE_ALL_RULES = 200
 OPEN_EXECUTION = (ExecutionStatus.pending, ExecutionStatus.running)
 
-EVENTS = Event.__table__  # type: ignore[attr-defined]
-TRACES = MatchTrace.__table__  # type: ignore[attr-defined]
-EXECUTIONS = Execution.__table__  # type: ignore[attr-defined]
-STEPS = StepRun.__table__  # type: ignore[attr-defined]
 EXECUTION_COLUMNS = ("id", "event_id", "rule_name", "rule_version", "match_round", "status",
                      "created_at", "updated_at")
 STEP_COLUMNS = ("execution_id", "position", "step_id", "type", "status", "attempts")
@@ -128,18 +123,12 @@ def match_events(events: list[Event]) -> dict[str, list[tuple[Execution, list[St
                                         explain_excluded=explain)
             except Exception as exc:  # a bug: recorded on the event, the batch goes on
                 log.exception("matching event %s failed", event.id)
-                conn.execute(
-                    update(EVENTS)
-                    .where(EVENTS.c.id == event.id, EVENTS.c.status == EventStatus.pending)
-                    .values(status=EventStatus.failed, processed_at=now,
-                            error=f"{type(exc).__name__}: {exc}"))
+                conn.execute(sql.FAIL_EVENT, {"k_id": event.id, "processed_at": now,
+                                              "error": f"{type(exc).__name__}: {exc}"})
                 continue
-            claimed = conn.execute(
-                update(EVENTS)
-                .where(EVENTS.c.id == event.id, EVENTS.c.status == EventStatus.pending)
-                .values(status=EventStatus.processed, processed_at=now,
-                        matched_count=sum(1 for r in results if r.matched))
-            )
+            claimed = conn.execute(sql.CLAIM_EVENT, {
+                "k_id": event.id, "processed_at": now,
+                "matched_count": sum(1 for r in results if r.matched)})
             if not claimed.rowcount:
                 continue  # another worker matched it first
             mine = created[event.id] = []
@@ -162,11 +151,11 @@ def match_events(events: list[Event]) -> dict[str, list[tuple[Execution, list[St
                 step_rows.extend({c: getattr(st, c) for c in STEP_COLUMNS} for st in steps)
                 mine.append((ex, steps))
         if traces:
-            conn.execute(insert(TRACES), traces)
+            conn.execute(sql.INSERT_TRACES, traces)
         if ex_rows:
-            conn.execute(insert(EXECUTIONS), ex_rows)
+            conn.execute(sql.INSERT_EXECUTIONS, ex_rows)
         if step_rows:
-            conn.execute(insert(STEPS), step_rows)
+            conn.execute(sql.INSERT_STEPS, step_rows)
     return created
 
 

@@ -140,12 +140,14 @@ def match_events(events: list[Event]) -> dict[str, list[tuple[Execution, list[St
                                "created_at": now})
                 if not r.matched:
                     continue
-                ex = Execution(id=new_id("exe"), event_id=event.id, rule_name=r.rule.name,
-                               rule_version=version, match_round=event.match_round,
-                               status=ExecutionStatus.running, created_at=now,
-                               updated_at=now)
-                steps = [StepRun(execution_id=ex.id, position=pos, step_id=step.id,
-                                 type=step.type, status=StepStatus.pending, attempts=0)
+                # model_construct: these values need no validation (5x cheaper)
+                ex = Execution.model_construct(
+                    id=new_id("exe"), event_id=event.id, rule_name=r.rule.name,
+                    rule_version=version, match_round=event.match_round,
+                    status=ExecutionStatus.running, created_at=now, updated_at=now)
+                steps = [StepRun.model_construct(
+                            execution_id=ex.id, position=pos, step_id=step.id, type=step.type,
+                            status=StepStatus.pending, attempts=0)
                          for pos, step in enumerate(r.rule.steps)]
                 ex_rows.append({c: getattr(ex, c) for c in EXECUTION_COLUMNS})
                 step_rows.extend({c: getattr(st, c) for c in STEP_COLUMNS} for st in steps)

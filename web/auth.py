@@ -24,6 +24,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import NullSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from engine.accounts import AccountError, check_setup_token, consume_setup_token
@@ -38,7 +39,23 @@ PUBLIC_BLUEPRINTS = {"ingest"}
 MACHINE_PATHS = ("/api/", "/metrics")  # answered 401 JSON, never redirected to /login
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, not opened for webhooks: senders carry no cookie,
+    and ingest is the hot path (this saves a serializer and a cookie parse per call)."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        if request.path.startswith("/hooks/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if isinstance(session, NullSession):
+            return
+        super().save_session(app, session, response)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = SessionInterface()
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _guard, below
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)

@@ -129,8 +129,10 @@ def test_concurrent_posts_through_ingest_are_each_stored_and_queued(rt, client):
     apply_paths(rt.catalog, [f])
     from web import create_app
 
+    app = create_app(runtime=rt)
+
     def post(n: int) -> tuple[int, dict[str, Any]]:
-        c = create_app(runtime=rt).test_client()
+        c = app.test_client()
         resp = c.post("/hooks/s", json={"n": n}, headers={"X-Id": f"d-{n % 20}"})
         return resp.status_code, resp.get_json()
 
@@ -138,7 +140,7 @@ def test_concurrent_posts_through_ingest_are_each_stored_and_queued(rt, client):
         answers = list(pool.map(post, range(60)))
     fresh = [a for s, a in answers if s == 202]
     dups = [a for s, a in answers if s == 200]
-    assert len(fresh) == 20 and len(dups) == 40  # one stored per dedup key
+    assert len(fresh) == 20 and len(dups) == 40, answers  # one stored per dedup key
     assert {a["event_id"] for a in dups} <= {a["event_id"] for a in fresh}
     assert stored_ids(rt) == {a["event_id"] for a in fresh}
     queued = inbox.pending_ids(rt.redis, rt.queue.name)

@@ -1,8 +1,9 @@
 """Database engines, sessions and migrations.
 
 SQLite runs in WAL mode with a busy timeout so the web process and several workers can
-share one file; PostgreSQL is used as is. ``upgrade()`` runs the Alembic migrations and
-must run before several web or worker processes start (they would race on DDL).
+share one file, and its writers take turns (``engine.sqlite_turns``); PostgreSQL is
+used as is. ``upgrade()`` runs the Alembic migrations and must run before several web
+or worker processes start (they would race on DDL).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from engine.settings import Settings
+from engine.sqlite_turns import connection_factory
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -26,11 +28,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """A SQLAlchemy engine with Hookwise's connection settings for the URL's dialect."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        eng = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
-        )
+            # writers take turns instead of sleeping in SQLite's busy handler
+            connect_args["factory"] = connection_factory(path)
+        eng = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(eng, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

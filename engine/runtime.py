@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.db import make_engine
@@ -75,11 +74,7 @@ class Runtime:
         from engine.inbox import push_many
         from engine.store import EventWriter
 
-        url = self.settings.database_url
-        path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
-        lock = Path(f"{path}.write-lock") if path and path != ":memory:" else None
-        return EventWriter(lambda: self.db, push=lambda ids: push_many(self.queue, ids),
-                           lock_path=lock)
+        return EventWriter(lambda: self.db, push=lambda ids: push_many(self.queue, ids))
 
     @cached_property
     def http(self) -> httpx.Client:

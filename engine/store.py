@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import queue as queue_mod
 import threading
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -79,18 +76,11 @@ class EventWriter:
     round trip serve many requests.
 
     A batch that meets a unique-key conflict (a duplicate delivery) is retried row by
-    row, so each request gets its own answer.
-
-    ``lock_path`` (SQLite): the writers of several server processes take turns through
-    an flock on this file. SQLite's own busy handler polls with growing sleeps (1, 2, 5,
-    10 … ms), which under load turns a 0.1 ms wait into tens of milliseconds; a kernel
-    lock hands over at once."""
+    row, so each request gets its own answer."""
 
     def __init__(self, db: Callable[[], Engine], push: Callable[[list[str]], None] | None = None,
-                 max_batch: int = MAX_BATCH, lock_path: Path | None = None):
+                 max_batch: int = MAX_BATCH):
         self.db = db  # the engine as of each commit (a Runtime's may be replaced)
-        self.lock_path = lock_path
-        self._lock_fd: int | None = None
         self.push = push
         self.max_batch = max_batch
         self._queue: queue_mod.SimpleQueue[_Pending | None] = queue_mod.SimpleQueue()
@@ -115,8 +105,6 @@ class EventWriter:
             return
         with self._lock:  # first use in this process (a forked server worker too)
             if self._pid != os.getpid():
-                # an flock belongs to the open file: a forked child opens its own
-                self._lock_fd = None
                 threading.Thread(target=self._run, name="hookwise-event-writer",
                                  daemon=True).start()
                 self._pid = os.getpid()
@@ -126,19 +114,6 @@ class EventWriter:
         if self._pid == os.getpid():
             self._queue.put(None)
             self._pid = None
-
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        if self.lock_path is None:
-            yield
-            return
-        if self._lock_fd is None:  # opened by the writer thread, so once per process
-            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _run(self) -> None:
         while True:
@@ -169,7 +144,7 @@ class EventWriter:
             p.row.setdefault("status", EventStatus.pending.value)
         stored: list[_Pending] = []
         try:
-            with self._turn(), self.db().begin() as conn:
+            with self.db().begin() as conn:
                 conn.execute(INSERT_EVENT, [p.row for p in batch])
             stored = batch
         except IntegrityError:

@@ -146,25 +146,3 @@ def test_concurrent_posts_through_ingest_are_each_stored_and_queued(rt, client):
     queued = inbox.pending_ids(rt.redis, rt.queue.name)
     assert queued == {a["event_id"] for a in fresh}
 
-
-def test_sqlite_writers_take_turns_through_the_lock_file(rt, tmp_path):  # type: ignore[no-untyped-def]
-    import fcntl
-    import os
-
-    lock = tmp_path / "db.write-lock"
-    writer = EventWriter(lambda: rt.db, lock_path=lock)
-    other = os.open(lock, os.O_RDWR | os.O_CREAT)  # another process's writer, mid-commit
-    fcntl.flock(other, fcntl.LOCK_EX)
-    r = row()
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            fut = pool.submit(writer.write, r)
-            threading.Event().wait(0.3)
-            assert not fut.done()  # waits for its turn
-            assert stored_ids(rt) == set()
-            fcntl.flock(other, fcntl.LOCK_UN)
-            assert fut.result(10) is False  # stored (no push configured)
-    finally:
-        os.close(other)
-        writer.close()
-    assert stored_ids(rt) == {r["id"]}

@@ -95,12 +95,14 @@ class ChainRunner:
         self.rt = rt
 
     def run(self, execution_id: str, *,
-            loaded: tuple[Execution, Event, list[StepRun]] | None = None
-            ) -> ExecutionStatus | None:
+            loaded: tuple[Execution, Event, list[StepRun]] | None = None,
+            first_claimed: bool = False) -> ExecutionStatus | None:
         """Run the execution's remaining steps; answer its status afterwards.
 
         ``loaded``: the execution, its event and its steps as the caller just wrote them
-        (process_event), saving the reads."""
+        (process_event), saving the reads. ``first_claimed``: the caller wrote the first
+        step already claimed by this worker (running, attempt 1) in the same transaction
+        that created it; ``steps`` holds it as it was before that claim."""
         if loaded is not None:
             ex, event, steps = loaded
         else:
@@ -121,7 +123,8 @@ class ChainRunner:
                 continue
             cstep = rule.steps[st.position]
             outcome = self._run_step(ex, event, rule, cstep, st, doc, outputs,
-                                     last=i == len(steps) - 1)
+                                     last=i == len(steps) - 1,
+                                     claimed=first_claimed and i == 0)
             if outcome == "continue":
                 continue
             if outcome == ExecutionStatus.succeeded:  # the last step finished the execution
@@ -166,6 +169,7 @@ class ChainRunner:
     def _run_step(
         self, ex: Execution, event: Event, rule: CompiledRule, cstep: CompiledStep,
         st: StepRun, doc: dict[str, Any], outputs: dict[str, Any], *, last: bool = False,
+        claimed: bool = False,
     ) -> Any:
         """Run one step. ``last``: no step follows, so success also finishes the
         execution (in the step's transaction)."""
@@ -189,7 +193,7 @@ class ChainRunner:
         if cstep.type == "delay":
             return self._delay(ex, st, cstep, context, outputs)
 
-        if not self._claim(st):
+        if not claimed and not self._claim(st):
             return None
         started = time.monotonic()
         rendered: dict[str, Any] | None = None

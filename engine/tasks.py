@@ -33,7 +33,9 @@ OPEN_EXECUTION = (ExecutionStatus.pending, ExecutionStatus.running)
 
 EXECUTION_COLUMNS = ("id", "event_id", "rule_name", "rule_version", "match_round", "status",
                      "created_at", "updated_at")
-STEP_COLUMNS = ("execution_id", "position", "step_id", "type", "status", "attempts")
+STEP_COLUMNS = ("execution_id", "position", "step_id", "type", "status", "attempts",
+                "started_at", "claimed_by")
+Created = tuple[Execution, list[StepRun], bool]  # bool: its first step is claimed already
 
 
 def process_event(event_id: str) -> dict[str, object]:
@@ -74,12 +76,12 @@ def process_events(event_ids: list[str],
                 continue
             if before_each is not None:
                 before_each()
-            if not any(st.type == "reply" for _, steps in execs for st in steps):
+            if not any(st.type == "reply" for _, steps, _ in execs for st in steps):
                 replies.no_reply_coming(rt, event.source, event.id)
-            for ex, steps in execs:  # run at once with what was just written: no re-reads
-                runner.run(ex.id, loaded=(ex, event, steps))
+            for ex, steps, first_claimed in execs:  # what was just written: no re-reads
+                runner.run(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed)
             answers[event.id] = {"event_id": event.id,
-                                 "executions": [ex.id for ex, _ in execs]}
+                                 "executions": [ex.id for ex, _, _ in execs]}
     return [answers[i] for i in event_ids]
 
 
@@ -93,24 +95,26 @@ def _resume(rt: runtime.Runtime, runner: ChainRunner, event_id: str) -> dict[str
     return {"event_id": event_id, "resumed": open_ids}
 
 
-def match_event(event: Event) -> list[tuple[Execution, list[StepRun]]] | None:
+def match_event(event: Event) -> list[Created] | None:
     """Match one event (see ``match_events``)."""
     return match_events([event]).get(event.id)
 
 
-def match_events(events: list[Event]) -> dict[str, list[tuple[Execution, list[StepRun]]]]:
+def match_events(events: list[Event]) -> dict[str, list[Created]]:
     """Record a MatchTrace for every rule looked at and an Execution (with its steps)
     for every rule that matched — in the one transaction that claims the events. The
     executions start as ``running``: this worker runs them next (if it dies first, the
-    sweeper re-queues its job). Answers the executions per event this call claimed;
-    an event another worker claimed first is left out."""
+    sweeper re-queues its job). A first step that needs no decision first (no ``when``,
+    not a delay) is written already claimed by this worker, saving the claim's own
+    transaction. Answers the executions per event this call claimed; an event another
+    worker claimed first is left out."""
     rt = runtime.current()
     ruleset, versions = rt.catalog.ruleset()
     now = utcnow()
     traces: list[dict[str, object]] = []
     ex_rows: list[dict[str, object]] = []
     step_rows: list[dict[str, object]] = []
-    created: dict[str, list[tuple[Execution, list[StepRun]]]] = {}
+    created: dict[str, list[Created]] = {}
     with rt.db.begin() as conn:
         for event in events:
             # Explain every rule looked at while that is cheap; past TRACE_ALL_RULES rules
@@ -149,9 +153,16 @@ def match_events(events: list[Event]) -> dict[str, list[tuple[Execution, list[St
                             execution_id=ex.id, position=pos, step_id=step.id, type=step.type,
                             status=StepStatus.pending, attempts=0)
                          for pos, step in enumerate(r.rule.steps)]
+                first = r.rule.steps[0] if r.rule.steps else None
+                claim_first = first is not None and first.when is None and first.type != "delay"
                 ex_rows.append({c: getattr(ex, c) for c in EXECUTION_COLUMNS})
-                step_rows.extend({c: getattr(st, c) for c in STEP_COLUMNS} for st in steps)
-                mine.append((ex, steps))
+                for st in steps:
+                    row = {c: getattr(st, c) for c in STEP_COLUMNS}
+                    if claim_first and st.position == 0:  # the row, not the object
+                        row.update(status=StepStatus.running, attempts=1, started_at=now,
+                                   claimed_by=rt.worker_name)
+                    step_rows.append(row)
+                mine.append((ex, steps, claim_first))
         if traces:
             conn.execute(sql.INSERT_TRACES, traces)
         if ex_rows:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from engine import sqlite_turns
 from engine.db import make_engine
@@ -82,8 +83,9 @@ def test_readers_do_not_wait_for_a_writer(db):  # type: ignore[no-untyped-def]
 def test_a_failed_write_gives_the_turn_back(db):  # type: ignore[no-untyped-def]
     with db.begin() as c:
         c.execute(text("insert into t (id, v) values (1, 'a')"))
-    with pytest.raises(Exception), db.begin() as c:
-        c.execute(text("insert into t (id, v) values (1, 'dup')"))  # IntegrityError
+    with pytest.raises(IntegrityError), db.begin() as c:
+        c.execute(text("insert into t (id, v) values (1, 'dup')"))
+
     def write() -> None:
         with db.begin() as c:
             c.execute(text("insert into t (v) values ('after')"))

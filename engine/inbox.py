@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SHARDS = 4
 BATCH = 10  # small: ids popped but not yet processed are invisible to the sweeper
 FLAG_TTL_S = 30  # a drain job that dies stops refreshing it; the sweeper takes over
+FLAG_REFRESH_S = 5.0  # while chains run: well inside the TTL
 DRAIN_FOR_S = 5.0  # then hand over to a fresh job, so workers take turns between shards
 DRAIN = "engine.inbox.drain_inbox"
 
@@ -148,8 +149,16 @@ def drain(rt: Runtime, shard: int) -> int:
                 continue
             return done
         batch = [raw.decode() for raw in ids]
-        try:  # chains run inline: keep ownership of the shard while they do
-            process_events(batch, before_each=lambda: conn.set(flag, "1", ex=FLAG_TTL_S))
+        refreshed = time.monotonic()
+
+        def keep_flag() -> None:  # chains run inline: keep the shard while they do
+            nonlocal refreshed
+            if time.monotonic() - refreshed > FLAG_REFRESH_S:  # not a round trip per event
+                conn.set(flag, "1", ex=FLAG_TTL_S)
+                refreshed = time.monotonic()
+
+        try:
+            process_events(batch, before_each=keep_flag)
         except Exception:  # recorded on the events; the sweeper retries what is open
             log.exception("events %s failed in the drain", batch)
         done += len(batch)

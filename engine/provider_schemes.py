@@ -143,7 +143,7 @@ def _twilio_urls(url: str) -> list[str]:
 
 def verify_twilio(spec: VerifySpec, req: IncomingRequest, secret: str) -> None:
     given = header(req, "X-Twilio-Signature").strip()
-    query = dict(parse_qsl(urlsplit(req.url).query, keep_blank_values=True))
+    query = dict(parse_qsl(urlsplit(req.full_url()).query, keep_blank_values=True))
     params: list[tuple[str, Any]] = []
     if "bodySHA256" in query:  # JSON body: the URL alone is signed, the body by hash
         if not _same(hashlib.sha256(req.body).hexdigest(), query["bodySHA256"].lower()):
@@ -151,7 +151,7 @@ def verify_twilio(spec: VerifySpec, req: IncomingRequest, secret: str) -> None:
     elif req.content_type.startswith("application/x-www-form-urlencoded"):
         params = sorted(parse_qsl(req.body.decode("utf-8", "replace"),
                                   keep_blank_values=True))
-    for url in _twilio_urls(req.url):
+    for url in _twilio_urls(req.full_url()):
         data = url + "".join(f"{k}{v}" for k, v in params)
         digest = base64.b64encode(_hmac(secret, data.encode(), "sha1")).decode()
         if _same(given, digest):

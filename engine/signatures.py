@@ -31,6 +31,13 @@ class IncomingRequest:
     content_type: str = ""
     remote_addr: str | None = None
     form: dict[str, Any] = field(default_factory=dict)
+    # the full URL, built only when a scheme signs it (Twilio): it costs ~0.1 ms a request
+    url_factory: Callable[[], str] | None = None
+
+    def full_url(self) -> str:
+        if not self.url and self.url_factory is not None:
+            return self.url_factory()
+        return self.url
 
 
 Scheme = Callable[[VerifySpec, IncomingRequest, str], None]

@@ -19,7 +19,8 @@ def incoming() -> IncomingRequest:
     query = {k: (v[0] if len(v) == 1 else v) for k, v in request.args.to_dict(flat=False).items()}
     return IncomingRequest(
         method=request.method,
-        url=request.url,
+        url="",
+        url_factory=lambda: request.url,  # called while the request is handled
         headers=headers,
         query=query,
         body=request.get_data(cache=False),

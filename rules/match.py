@@ -273,35 +273,52 @@ class _Group:
             table = self.paths.setdefault(path.expr, (path, {}))[1]
             for key in keys:
                 table.setdefault(key, set()).add(pos)
-        # The lean index keys a rule on *every* equality path of its top-level all, and
-        # counts a rule a candidate only when all of them hit.
-        self.required: dict[int, int] = {}
-        self.lean_paths: dict[str, tuple[CompiledPath, dict[Key, set[int]]]] = {}
+        # The lean index keys a rule on *every* equality path of its top-level all; rules
+        # are grouped by that set of paths, and a group's candidates are the intersection
+        # of what each path's value finds — smallest set first, in C — so the cost follows
+        # the candidates, not the rule count.
+        self.lean_path_objs: dict[str, CompiledPath] = {}
+        groups: dict[tuple[str, ...], dict[str, dict[Key, set[int]]]] = {}
+        indexed: set[int] = set()
         for pos, rule in enumerate(self.rules):
             preds = _all_indexable(rule.condition)
             if not preds:
                 continue
-            self.required[pos] = len(preds)
+            indexed.add(pos)
+            tables = groups.setdefault(tuple(sorted(p.path.expr for p, _ in preds)), {})
             for pred, keys in preds:
-                table = self.lean_paths.setdefault(pred.path.expr, (pred.path, {}))[1]
+                self.lean_path_objs.setdefault(pred.path.expr, pred.path)
+                table = tables.setdefault(pred.path.expr, {})
                 for key in keys:
                     table.setdefault(key, set()).add(pos)
-        self.lean_unindexed = frozenset(range(len(self.rules))) - self.required.keys()
+        self.lean_groups = list(groups.items())
+        self.lean_unindexed = frozenset(range(len(self.rules))) - indexed
 
     def lean_candidates(self, doc: dict[str, Any]) -> set[int]:
-        """Rules whose every indexed equality finds its value in ``doc``."""
-        counts: dict[int, int] = {}
-        for path, table in self.lean_paths.values():
-            hit: set[int] = set()
+        """Rules whose every indexed equality finds its value in ``doc`` (each indexed
+        path is read once)."""
+        keys_at: dict[str, list[Key]] = {}
+        for expr, path in self.lean_path_objs.items():
+            found: list[Key] = []
             for value in path.values(doc):
-                for key in _keys(value) or ():
-                    found = table.get(key)
-                    if found:
-                        hit |= found
-            for pos in hit:
-                counts[pos] = counts.get(pos, 0) + 1
-        required = self.required
-        return {pos for pos, n in counts.items() if n == required[pos]}
+                found.extend(_keys(value) or ())
+            keys_at[expr] = found
+        out: set[int] = set()
+        for signature, tables in self.lean_groups:
+            hits: list[set[int]] = []
+            for expr in signature:
+                table, keys = tables[expr], keys_at[expr]
+                if len(keys) == 1:
+                    hit = table.get(keys[0])
+                else:
+                    hit = set().union(*(table.get(k, ()) for k in keys)) if keys else None
+                if not hit:
+                    break
+                hits.append(hit)
+            else:
+                hits.sort(key=len)
+                out |= hits[0].intersection(*hits[1:]) if len(hits) > 1 else hits[0]
+        return out
 
     def candidates(self, doc: dict[str, Any]) -> tuple[set[int], dict[str, _Seen]]:
         """Positions of indexed rules that may match, and the values read per path."""

@@ -19,6 +19,7 @@ from engine.statements import INSERT_EVENT
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 MAX_BATCH = 64
+WRITE_TIMEOUT_S = 30.0  # a request answers 503 rather than wait longer for its commit
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class EventWriter:
         self._ensure_thread()
         pending = _Pending(row)
         self._queue.put(pending)
-        pending.done.wait()
+        if not pending.done.wait(WRITE_TIMEOUT_S):  # never hang a request
+            raise StorageError(f"the event was not stored within {WRITE_TIMEOUT_S:g} s")
         if pending.error is not None:
             raise pending.error
         return pending.queued

@@ -23,6 +23,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,22 +132,19 @@ class TurnConnection(sqlite3.Connection):
         self.turns.release()
 
     def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            if self._held:
-                self._give_back()
+        self._ending(super().commit)
 
     def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            if self._held:
-                self._give_back()
+        self._ending(super().rollback)
 
     def close(self) -> None:
+        self._ending(super().close)
+
+    def _ending(self, end: Callable[[], None]) -> None:
+        """Run the transaction's end, then give the turn back (after, not before: the
+        next writer must find SQLite's lock free)."""
         try:
-            super().close()
+            end()
         finally:
             if self._held:
                 self._give_back()

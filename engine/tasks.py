@@ -79,7 +79,10 @@ def process_events(event_ids: list[str],
             if not any(st.type == "reply" for _, steps, _ in execs for st in steps):
                 replies.no_reply_coming(rt, event.source, event.id)
             for ex, steps, first_claimed in execs:  # what was just written: no re-reads
-                runner.run(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed)
+                try:
+                    runner.run(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed)
+                except Exception:  # the batch's other chains go on; the sweeper resumes it
+                    log.exception("execution %s of event %s stopped", ex.id, event.id)
             answers[event.id] = {"event_id": event.id,
                                  "executions": [ex.id for ex, _, _ in execs]}
     return [answers[i] for i in event_ids]
@@ -93,11 +96,6 @@ def _resume(rt: runtime.Runtime, runner: ChainRunner, event_id: str) -> dict[str
     for ex_id in open_ids:
         runner.run(ex_id)
     return {"event_id": event_id, "resumed": open_ids}
-
-
-def match_event(event: Event) -> list[Created] | None:
-    """Match one event (see ``match_events``)."""
-    return match_events([event]).get(event.id)
 
 
 def match_events(events: list[Event]) -> dict[str, list[Created]]:

@@ -202,3 +202,35 @@ rules:
     assert ex.status == "failed" and "404" in (ex.error or "")
     assert [st.status for st in steps] == ["failed", "pending"]
     assert [r.path for r in sink.requests] == ["/missing"]
+
+
+def test_a_chain_that_crashes_does_not_hold_up_the_rest_of_its_batch(rt, client, sink,  # type: ignore[no-untyped-def]
+                                                                       tmp_path, monkeypatch):
+    """A drained batch runs its events' chains one after another: an unexpected error in
+    one (a bug, not a step failure) is logged and the others still run."""
+    from engine.chain import ChainRunner
+    from engine.tasks import process_events
+
+    f = tmp_path / "r.yaml"
+    f.write_text(f"""
+sources: [{{slug: s}}]
+rules:
+  - name: fwd
+    source: s
+    actions: [{{id: out, type: webhook, url: "{sink.url}/fwd", json: {{n: "{{{{ body.n }}}}"}}}}]
+""")
+    apply_paths(rt.catalog, [f])
+    ids = [client.post("/hooks/s", json={"n": n}).get_json()["event_id"] for n in range(3)]
+    real_run = ChainRunner.run
+    calls: list[str] = []
+
+    def crashing_once(self, execution_id, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(execution_id)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the runner")
+        return real_run(self, execution_id, **kwargs)
+
+    monkeypatch.setattr(ChainRunner, "run", crashing_once)
+    answers = process_events(ids)
+    assert len(calls) == 3 and [len(a["executions"]) for a in answers] == [1, 1, 1]
+    assert sorted(int(r.json()["n"]) for r in sink.requests) == [1, 2]  # the other two ran

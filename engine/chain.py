@@ -127,12 +127,10 @@ class ChainRunner:
                                      claimed=first_claimed and i == 0)
             if outcome == "continue":
                 continue
-            if outcome == ExecutionStatus.succeeded:  # the last step finished the execution
+            # succeeded (the last step finished the execution) / failed: the chain ended
+            if outcome in (ExecutionStatus.succeeded, ExecutionStatus.failed):
                 self._ended_without_reply(ex, event, rule, outputs)
-                return outcome
-            if outcome == ExecutionStatus.failed:
-                self._ended_without_reply(ex, event, rule, outputs)
-            return outcome  # waiting / failed / None (someone else has it)
+            return outcome  # or waiting / None (someone else has it)
         self._set_execution(execution_id, ExecutionStatus.succeeded, finished=True)
         self._ended_without_reply(ex, event, rule, outputs)
         return ExecutionStatus.succeeded

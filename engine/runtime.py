@@ -104,8 +104,6 @@ class Runtime:
     def close(self) -> None:
         """Release connections (pools, sockets); the object can be dropped afterwards."""
         d = self.__dict__
-        if "event_writer" in d:
-            d["event_writer"].close()
         if "http" in d:
             d["http"].close()
         if "redis" in d:

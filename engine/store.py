@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import queue as queue_mod
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -63,18 +63,20 @@ class _Pending:
 
     def __init__(self, row: dict[str, Any]):
         self.row = row
-        self.done = threading.Event()
+        self.done = False
         self.error: Exception | None = None
         self.queued = False
 
 
 class EventWriter:
-    """Group commit for ingest: request threads hand their event row to one writer
-    thread per process, which inserts every row waiting at that moment in one
-    transaction, commits, then hands all their ids to the workers in one Redis round
-    trip (``push``), and wakes the requests. Each request still returns only after its
-    own row is committed — the promise is unchanged; under load, one commit and one
-    round trip serve many requests.
+    """Group commit for ingest. A request hands its event row in; if no other request
+    of this process is writing, it becomes the *leader*: it inserts every row waiting at
+    that moment in one transaction, commits, and hands all their ids to the workers in
+    one Redis round trip (``push``). The others sleep on a condition until their row is
+    done; a leader whose own row is done hands over to one of them. Each request returns
+    only after its own row is committed — the promise is unchanged — and under load one
+    commit and one round trip serve many requests, while an idle server pays no
+    hand-off between threads.
 
     A batch that meets a unique-key conflict (a duplicate delivery) is retried row by
     row, so each request gets its own answer."""
@@ -84,62 +86,62 @@ class EventWriter:
         self.db = db  # the engine as of each commit (a Runtime's may be replaced)
         self.push = push
         self.max_batch = max_batch
-        self._queue: queue_mod.SimpleQueue[_Pending | None] = queue_mod.SimpleQueue()
-        self._lock = threading.Lock()
-        self._pid: int | None = None
+        self._queue: queue_mod.SimpleQueue[_Pending] = queue_mod.SimpleQueue()
+        self._cond = threading.Condition()
+        self._leading = False
         self.batches = 0  # transactions committed (rows / batches = the grouping)
         self.rows = 0
 
     def write(self, row: dict[str, Any]) -> bool:
         """Store the row durably, then queue it. Answers whether it was queued (False:
         Redis failed; the sweeper will). Raises DuplicateEvent or StorageError."""
-        self._ensure_thread()
         pending = _Pending(row)
         self._queue.put(pending)
-        if not pending.done.wait(WRITE_TIMEOUT_S):  # never hang a request
-            raise StorageError(f"the event was not stored within {WRITE_TIMEOUT_S:g} s")
+        deadline = time.monotonic() + WRITE_TIMEOUT_S
+        with self._cond:
+            while not pending.done and self._leading:
+                left = deadline - time.monotonic()
+                if left <= 0:  # never hang a request
+                    raise StorageError(
+                        f"the event was not stored within {WRITE_TIMEOUT_S:g} s")
+                self._cond.wait(left)
+            if not pending.done:
+                self._leading = True
+        if not pending.done:
+            self._lead(pending)
+        if not pending.done:  # defensive: the leader always takes its own row
+            raise StorageError("the event was not stored")
         if pending.error is not None:
             raise pending.error
         return pending.queued
 
-    def _ensure_thread(self) -> None:
-        if self._pid == os.getpid():
-            return
-        with self._lock:  # first use in this process (a forked server worker too)
-            if self._pid != os.getpid():
-                threading.Thread(target=self._run, name="hookwise-event-writer",
-                                 daemon=True).start()
-                self._pid = os.getpid()
-
-    def close(self) -> None:
-        """End the writer thread once the rows handed to it are written."""
-        if self._pid == os.getpid():
-            self._queue.put(None)
-            self._pid = None
-
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
+    def _lead(self, mine: _Pending) -> None:
+        """Commit batches until ``mine`` is done, then hand over: a waiting request whose
+        row is not done yet becomes the next leader (no request leads for long)."""
+        try:
+            while not mine.done:
+                batch: list[_Pending] = []
+                while len(batch) < self.max_batch:
+                    try:
+                        batch.append(self._queue.get_nowait())
+                    except queue_mod.Empty:
+                        break
+                if not batch:
+                    return
                 try:
-                    more = self._queue.get_nowait()
-                except queue_mod.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)  # after this batch
-                    break
-                batch.append(more)
-            try:
-                self._commit(batch)
-            except Exception as exc:  # never leave a request waiting
-                log.exception("event writer failed")
-                for p in batch:
-                    if not p.done.is_set():
-                        p.error = StorageError(f"event could not be stored: {exc}")
-                        p.done.set()
+                    self._commit(batch)
+                except Exception as exc:  # never leave a request waiting
+                    log.exception("event writer failed")
+                    for p in batch:
+                        if not p.done:
+                            p.error = StorageError(f"event could not be stored: {exc}")
+                            p.done = True
+                with self._cond:
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._leading = False
+                self._cond.notify_all()  # a row handed in meanwhile finds a new leader
 
     def _commit(self, batch: list[_Pending]) -> None:
         for p in batch:
@@ -156,12 +158,12 @@ class EventWriter:
                     stored.append(p)
                 except (DuplicateEvent, StorageError) as exc:
                     p.error = exc
-                    p.done.set()
+                    p.done = True
         except DBAPIError as exc:
             err = StorageError(f"database unavailable: {type(exc.orig).__name__}")
             for p in batch:
                 p.error = err
-                p.done.set()
+                p.done = True
             return
         self.batches += 1
         self.rows += len(stored)
@@ -174,4 +176,4 @@ class EventWriter:
                 log.warning("%d events stored but not queued (the sweeper will): %s",
                             len(stored), exc)
         for p in stored:
-            p.done.set()
+            p.done = True

@@ -69,10 +69,7 @@ def test_rows_waiting_together_share_one_transaction_and_one_push(rt):  # type: 
     pushed: list[list[str]] = []
     writer = EventWriter(gate, push=pushed.append)
     rows = [row() for _ in range(12)]
-    try:
-        answers = write_all(writer, rows, gate)
-    finally:
-        writer.close()
+    answers = write_all(writer, rows, gate)
     assert answers == [True] * 12  # stored and queued, each
     assert stored_ids(rt) == {r["id"] for r in rows}
     assert (writer.batches, writer.rows) == (2, 12)  # the first alone, then the other 11
@@ -83,10 +80,7 @@ def test_a_duplicate_in_a_batch_gets_its_own_answer(rt):  # type: ignore[no-unty
     gate = Gate(rt.db)
     writer = EventWriter(gate)
     rows = [row("k-0"), row("k-1"), row("k-1"), row("k-2"), row("k-0")]
-    try:
-        answers = write_all(writer, rows, gate)
-    finally:
-        writer.close()
+    answers = write_all(writer, rows, gate)
     assert answers[0] is False and answers[1] is False and answers[3] is False  # no push
     assert isinstance(answers[2], DuplicateEvent) and answers[2].event_id == rows[1]["id"]
     assert isinstance(answers[4], DuplicateEvent) and answers[4].event_id == rows[0]["id"]
@@ -100,7 +94,6 @@ def test_database_unreachable_fails_every_row_of_the_batch(rt, tmp_path):  # typ
     try:
         answers = write_all(writer, [row() for _ in range(4)], gate)
     finally:
-        writer.close()
         dead.dispose()
     assert all(isinstance(a, StorageError) for a in answers), answers
 
@@ -112,10 +105,7 @@ def test_redis_down_still_stores_and_says_not_queued(rt):  # type: ignore[no-unt
     gate = Gate(rt.db)
     writer = EventWriter(gate, push=push)
     rows = [row() for _ in range(3)]
-    try:
-        answers = write_all(writer, rows, gate)
-    finally:
-        writer.close()
+    answers = write_all(writer, rows, gate)
     assert answers == [False] * 3
     assert stored_ids(rt) == {r["id"] for r in rows}
 

@@ -559,7 +559,8 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             if not b:
                 continue
             two = k == "burst_2w"
-            rows.append((f"e2e burst {b['events']}, {k[-2]} worker(s): delivered/s",
+            rows.append((f"e2e burst {b['events']}, {k[-2]} worker(s), web "
+                         f"{e2e['web_config']}: delivered/s",
                          f"{b['delivered_per_s']:.0f}/s (drain {b['drain_per_s']:.0f}/s, "
                          f"posted {b['post_rps']:.0f}/s)"
                          + ("" if b["complete"] else f" ONLY {b['delivered']} delivered"),
@@ -642,6 +643,9 @@ def main() -> None:
                     help="server settings to try: class:WORKERSxTHREADS, comma-separated")
     ap.add_argument("--seconds", type=float, default=12,
                     help="load per server and setting, split over --rounds (whole seconds each)")
+    ap.add_argument("--e2e-with", choices=("shipped", "best"), default="shipped",
+                    help="server setting for the e2e and memory stages: the first of "
+                         "--configs (hookwise web's defaults) or the best ingest one")
     ap.add_argument("--warmup", type=float, default=2, help="wrk warm-up before each")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections")
     ap.add_argument("--rounds", type=int, default=3,
@@ -709,8 +713,9 @@ def main() -> None:
     chosen = parse_configs(args.configs)[0]
     if "ingest" in stages:
         res["ingest"] = stage_ingest(args)
-        chosen = next(c for c in parse_configs(args.configs)
-                      if c["name"] == res["ingest"]["chosen"])
+        if args.e2e_with == "best":
+            chosen = next(c for c in parse_configs(args.configs)
+                          if c["name"] == res["ingest"]["chosen"])
         if args.profile and spy.have_py_spy():
             log(f"profiling ingest ({chosen['name']})")
             res["profile_ingest"] = profile_ingest(args, chosen)

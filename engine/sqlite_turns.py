@@ -93,18 +93,16 @@ class WriterTurns:
 
 class _TurnCursor(sqlite3.Cursor):
     def execute(self, sql: str, parameters: Any = (), /) -> Any:
-        conn: TurnConnection = self.connection  # type: ignore[assignment]
-        conn._before(sql)
-        try:
-            return super().execute(sql, parameters)
-        finally:
-            conn._after()
+        return self._in_turn(sql, super().execute, parameters)
 
     def executemany(self, sql: str, seq_of_parameters: Any, /) -> Any:
+        return self._in_turn(sql, super().executemany, seq_of_parameters)
+
+    def _in_turn(self, sql: str, run: Callable[[str, Any], Any], parameters: Any) -> Any:
         conn: TurnConnection = self.connection  # type: ignore[assignment]
         conn._before(sql)
         try:
-            return super().executemany(sql, seq_of_parameters)
+            return run(sql, parameters)
         finally:
             conn._after()
 

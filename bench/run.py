@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import platform
@@ -196,13 +197,14 @@ class Stack:
         return p
 
     def web(self, port: int, cfg: dict[str, Any]) -> subprocess.Popen[bytes]:
-        """`hookwise web` (gthread, as shipped), or the same app under gunicorn sync."""
+        """`hookwise web` (gthread, as shipped), or the same app under gunicorn sync or
+        granian."""
         if cfg["class"] == "gthread":
             cmd = [sys.executable, "-m", "web.cli", "web", "--port", str(port),
                    "--workers", str(cfg["workers"]), "--threads", str(cfg["threads"]),
                    "--no-migrate"]
         else:
-            cmd = gunicorn_cmd(port, cfg, "web:create_app()")
+            cmd = server_cmd(port, cfg, "web:create_app", factory=True)
         p = self.spawn(cmd)
         wait_http(port, proc=p)
         return p
@@ -233,6 +235,21 @@ class Stack:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def server_cmd(port: int, cfg: dict[str, Any], app: str, *, factory: bool = False
+               ) -> list[str]:
+    """The server for a setting: gunicorn with the options `hookwise web` sets
+    (web/server.py), or granian's WSGI server (`pip install -e '.[bench]'`) with
+    WORKERS processes and THREADS blocking threads each. ``app`` is module:name;
+    ``factory``: call it to get the app."""
+    if cfg["class"] == "granian":
+        cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", str(cfg["workers"]),
+               "--blocking-threads", str(cfg["threads"]), "--log-level", "warning",
+               "--working-dir", str(BENCH)]
+        return [*cmd, "--factory", app] if factory else [*cmd, app]
+    return gunicorn_cmd(port, cfg, f"{app}()" if factory else app)
+
+
 def gunicorn_cmd(port: int, cfg: dict[str, Any], app: str) -> list[str]:
     """gunicorn with the options `hookwise web` sets (web/server.py)."""
     cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
@@ -261,13 +278,17 @@ def _recreate_postgres(url: str) -> None:
 
 
 def parse_configs(spec: str) -> list[dict[str, Any]]:
-    """'gthread:2x8,sync:4' → [{class, workers, threads}, ...]."""
+    """'gthread:2x8,sync:4,granian:2x8' → [{class, workers, threads}, ...]."""
     out = []
     for item in spec.split(","):
         cls, _, shape = item.strip().partition(":")
+        if cls == "granian" and importlib.util.find_spec("granian") is None:
+            log(f"skipping {item.strip()}: granian is not installed "
+                "(pip install -e '.[bench]')")
+            continue
         w, _, t = shape.partition("x")
         out.append({"class": cls, "workers": int(w), "threads": int(t or 1),
-                    "name": f"{cls} {w}w" + (f"x{t}t" if cls == "gthread" else "")})
+                    "name": f"{cls} {w}w" + (f"x{t}t" if cls in ("gthread", "granian") else "")})
     return out
 
 
@@ -348,7 +369,7 @@ def stage_ingest(args: argparse.Namespace) -> dict[str, Any]:
         stack = Stack(args, "ingest")
         try:
             noop_port = free_port()
-            p = noop_stack.spawn(gunicorn_cmd(noop_port, cfg, "noop_app:app"))
+            p = noop_stack.spawn(server_cmd(noop_port, cfg, "noop_app:app"))
             wait_http(noop_port, proc=p)
             port = free_port()
             web = stack.web(port, cfg)
@@ -639,7 +660,7 @@ def main() -> None:
                     help="short runs, one server setting, fewer match samples")
     ap.add_argument("--stages", default="matching,sink,ingest,e2e",
                     help="comma list of matching,sink,ingest,e2e (default all)")
-    ap.add_argument("--configs", default="gthread:2x8,gthread:3x4,sync:4",
+    ap.add_argument("--configs", default="gthread:2x8,gthread:3x4,sync:4,granian:2x8",
                     help="server settings to try: class:WORKERSxTHREADS, comma-separated")
     ap.add_argument("--seconds", type=float, default=12,
                     help="load per server and setting, split over --rounds (whole seconds each)")

@@ -80,3 +80,45 @@ def test_serve_from_an_empty_directory(tmp_path: Path) -> None:
         data = tmp_path / ".hookwise"
         assert (data / "hookwise.db").exists()
         assert not (data / "redis.sock").exists()  # the embedded Redis is gone
+
+
+def test_web_on_granian_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str) -> None:
+    """`hookwise web --server granian`: the same app on granian's WSGI server — a webhook
+    is stored and queued, a reply-less source answers 202, SIGTERM stops every process."""
+    env = {**clean_env(tmp_path), "HOOKWISE_DATA_DIR": str(tmp_path / "data"),
+           "HOOKWISE_REDIS_URL": redis_url, "HOOKWISE_QUEUE": f"granian-{os.getpid()}"}
+    (tmp_path / "s.yaml").write_text("sources: [{slug: demo}]")
+    assert hookwise("apply", "s.yaml", cwd=tmp_path, env=env).returncode == 0
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "web", "--server", "granian", "--port", str(port),
+         "--workers", "2", "--threads", "4", "--no-migrate"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "granian did not start"
+            time.sleep(0.2)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            ids = [c.post("/hooks/demo", json={"n": n}).json()["event_id"] for n in range(5)]
+            assert c.post("/hooks/nope", json={}).status_code == 404
+        shown = hookwise("events", "show", ids[-1], cwd=tmp_path, env=env)
+        assert shown.returncode == 0 and ids[-1] in shown.stdout, shown.stdout + shown.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+    leftovers = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "granian left processes behind"

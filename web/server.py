@@ -1,4 +1,5 @@
-"""Serving the app with gunicorn, configured from code (``hookwise web``)."""
+"""Serving the app (``hookwise web``): gunicorn, configured from code, or granian's WSGI
+server (``pip install 'hookwise[granian]'``), measured faster by bench/run.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from gunicorn.app.base import BaseApplication
 DEFAULT_WEB_WORKERS = 2
 DEFAULT_THREADS = 8  # threads wait on reply steps without blocking other requests
 KEEPALIVE_S = 5
+SERVERS = ("gunicorn", "granian")
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
@@ -28,7 +30,13 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
 
 def serve_web(host: str, port: int, *, workers: int = DEFAULT_WEB_WORKERS,
-              threads: int = DEFAULT_THREADS, access_log: bool = False) -> None:
+              threads: int = DEFAULT_THREADS, access_log: bool = False,
+              server: str = "gunicorn") -> None:
+    """Serve until stopped: ``workers`` processes, each handling ``threads`` requests at
+    once (a `respond: reply` source's wait holds one thread, not a process)."""
+    if server == "granian":
+        _serve_granian(host, port, workers, threads, access_log)
+        return
     GunicornServer({
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -40,3 +48,13 @@ def serve_web(host: str, port: int, *, workers: int = DEFAULT_WEB_WORKERS,
         "accesslog": "-" if access_log else None,
         "loglevel": "warning",
     }).run()
+
+
+def _serve_granian(host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    Granian("web:create_app", factory=True, interface=Interfaces.WSGI, address=host,
+            port=port, workers=workers, blocking_threads=threads, log_access=access_log,
+            log_level=LogLevels.warning, respawn_failed_workers=True).serve()

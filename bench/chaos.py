@@ -1,7 +1,7 @@
 """Chaos run: the whole system under faults, then a reconciliation of what was accepted
 against what was delivered.
 
-On loopback: ``hookwise web`` (gunicorn) and N ``hookwise worker`` processes, a fresh
+On loopback: ``hookwise web`` (granian) and N ``hookwise worker`` processes, a fresh
 PostgreSQL database (``hookwise_chaos_<pid>``, dropped afterwards; SQLite with
 ``--db sqlite`` or when PostgreSQL is unreachable), and an embedded redis-server started
 here (AOF on) so it can be restarted. A sink fails ~30% of calls — half 500s, half

@@ -7,11 +7,12 @@ Stages (see bench/README.md for what each figure means):
   matching  in-process RuleSet.match time for 10/100/1,000/10,000 rules   (bench/matching.py)
   sink      the loopback sink's own capacity under wrk (it must not be the limit)
   ingest    wrk → POST /hooks/<source> on `hookwise web` (durable store + enqueue, no
-            workers running) beside a no-op Flask app under the same gunicorn settings,
+            workers running) beside the same no-op Flask app on gunicorn sync 2 (the
+            issue's baseline) and on the same server settings,
             for each server setting in --configs; the best Hookwise setting is chosen
   e2e       a burst of N matching webhooks → rule → webhook step → sink, with 1 then 2
             `hookwise worker` processes; then a paced run at 100 events/s
-  memory    RSS of web (gunicorn master + workers) and of each worker after the e2e run
+  memory    RSS of web (server master + workers) and of each worker after the e2e run
 
 Every stage starts from a fresh data dir, database and Redis: SQLite and an embedded
 redis-server by default; --database-url / --redis-url for real servers (see --help; the
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import json
 import os
 import platform
@@ -74,6 +74,7 @@ rules:
           sent: "{{{{ body.sent }}}}"
 """
 
+REFERENCE = {"class": "sync", "workers": 2, "threads": 1, "name": "sync 2w"}
 TARGETS = {
     "ingest_ratio": 0.60,
     "ingest_p99_ms": 25.0,
@@ -197,12 +198,13 @@ class Stack:
         return p
 
     def web(self, port: int, cfg: dict[str, Any]) -> subprocess.Popen[bytes]:
-        """`hookwise web` (gthread, as shipped), or the same app under gunicorn sync or
-        granian."""
-        if cfg["class"] == "gthread":
-            cmd = [sys.executable, "-m", "web.cli", "web", "--port", str(port),
-                   "--workers", str(cfg["workers"]), "--threads", str(cfg["threads"]),
-                   "--no-migrate"]
+        """`hookwise web` on granian (as shipped) or gunicorn gthread, or the same app
+        under gunicorn sync."""
+        if cfg["class"] in ("granian", "gthread"):
+            server = "granian" if cfg["class"] == "granian" else "gunicorn"
+            cmd = [sys.executable, "-m", "web.cli", "web", "--server", server,
+                   "--port", str(port), "--workers", str(cfg["workers"]),
+                   "--threads", str(cfg["threads"]), "--no-migrate"]
         else:
             cmd = server_cmd(port, cfg, "web:create_app", factory=True)
         p = self.spawn(cmd)
@@ -237,9 +239,9 @@ class Stack:
 
 def server_cmd(port: int, cfg: dict[str, Any], app: str, *, factory: bool = False
                ) -> list[str]:
-    """The server for a setting: gunicorn with the options `hookwise web` sets
-    (web/server.py), or granian's WSGI server (`pip install -e '.[bench]'`) with
-    WORKERS processes and THREADS blocking threads each. ``app`` is module:name;
+    """The server for a setting (for the no-op app, and Hookwise under gunicorn sync):
+    gunicorn with the options `hookwise web` sets (web/server.py), or granian's WSGI
+    server with WORKERS processes and THREADS blocking threads each. ``app`` is module:name;
     ``factory``: call it to get the app."""
     if cfg["class"] == "granian":
         cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
@@ -282,10 +284,6 @@ def parse_configs(spec: str) -> list[dict[str, Any]]:
     out = []
     for item in spec.split(","):
         cls, _, shape = item.strip().partition(":")
-        if cls == "granian" and importlib.util.find_spec("granian") is None:
-            log(f"skipping {item.strip()}: granian is not installed "
-                "(pip install -e '.[bench]')")
-            continue
         w, _, t = shape.partition("x")
         out.append({"class": cls, "workers": int(w), "threads": int(t or 1),
                     "name": f"{cls} {w}w" + (f"x{t}t" if cls in ("gthread", "granian") else "")})
@@ -368,28 +366,36 @@ def stage_ingest(args: argparse.Namespace) -> dict[str, Any]:
         noop_stack = Stack(args, "noop")
         stack = Stack(args, "ingest")
         try:
-            noop_port = free_port()
+            # the issue's baseline (a no-op Flask app on gunicorn, 2 sync workers) and the
+            # no-op on this setting, both measured in the same alternating rounds
+            ref_port, noop_port = free_port(), free_port()
+            ref = noop_stack.spawn(server_cmd(ref_port, REFERENCE, "noop_app:app"))
+            wait_http(ref_port, proc=ref)
             p = noop_stack.spawn(server_cmd(noop_port, cfg, "noop_app:app"))
             wait_http(noop_port, proc=p)
             port = free_port()
             web = stack.web(port, cfg)
-            log(f"ingest {cfg['name']}: {args.rounds} rounds of no-op then hookwise")
+            log(f"ingest {cfg['name']}: {args.rounds} rounds of baseline, no-op, hookwise")
             accepted = 0
-            for p_ in (noop_port, port):
+            for p_ in (ref_port, noop_port, port):
                 w = hit(p_, args.warmup)
                 if p_ == port:
                     accepted += w["requests"] - w["errors"]
-            runs: dict[str, list[dict[str, Any]]] = {"noop": [], "hookwise": []}
+            runs: dict[str, list[dict[str, Any]]] = {"reference": [], "noop": [],
+                                                     "hookwise": []}
             for _ in range(args.rounds):
+                runs["reference"].append(hit(ref_port, args.seconds / args.rounds))
                 runs["noop"].append(hit(noop_port, args.seconds / args.rounds))
                 runs["hookwise"].append(hit(port, args.seconds / args.rounds))
             for name, rs in runs.items():
                 row[name] = _merge_rounds(rs)
             row["hookwise"]["accepted_total"] = accepted + sum(
                 r["requests"] - r["errors"] for r in runs["hookwise"])
-            row["round_ratios"] = [round(h["rps"] / n["rps"], 3) for n, h in
-                                   zip(runs["noop"], runs["hookwise"], strict=True)]
-            row["ratio"] = sorted(row["round_ratios"])[len(row["round_ratios"]) // 2]
+            for key, base in (("ratio", "noop"), ("ref_ratio", "reference")):
+                ratios = [round(h["rps"] / n["rps"], 3) for n, h in
+                          zip(runs[base], runs["hookwise"], strict=True)]
+                row[f"round_{key}s"] = ratios
+                row[key] = sorted(ratios)[len(ratios) // 2]
             row["web_memory"] = tree_memory(web.pid)
             row["noop_memory"] = tree_memory(p.pid)
             stack.stop(web)
@@ -397,8 +403,9 @@ def stage_ingest(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             stack.close()
             noop_stack.close()
-        log(f"  noop {row['noop']['rps']}/s, hookwise {row['hookwise']['rps']}/s "
-            f"(p99 {row['hookwise']['p99_ms']} ms), ratio {row['ratio']}")
+        log(f"  baseline {row['reference']['rps']}/s, no-op {row['noop']['rps']}/s, "
+            f"hookwise {row['hookwise']['rps']}/s (p99 {row['hookwise']['p99_ms']} ms), "
+            f"ratio to baseline {row['ref_ratio']}, to same-setting no-op {row['ratio']}")
         rows.append(row)
     best = max(rows, key=lambda r: r["hookwise"]["rps"] if r["hookwise"]["errors"] == 0
                else -1)
@@ -552,16 +559,17 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     ing = res.get("ingest")
     if ing:
         best = next(r for r in ing["configs"] if r["config"] == ing["chosen"])
-        h, n = best["hookwise"], best["noop"]
+        h, n, ref = best["hookwise"], best["noop"], best["reference"]
         for r in ing["configs"]:
-            rows.append((f"ingest {r['config']}: hookwise / no-op req/s",
-                         f"{r['hookwise']['rps']:.0f} / {r['noop']['rps']:.0f} "
+            rows.append((f"ingest {r['config']}: hookwise / no-op, same setting",
+                         f"{r['hookwise']['rps']:.0f} / {r['noop']['rps']:.0f} req/s "
                          f"= {r['ratio']:.0%}", "", ""))
         rows.append((f"ingest, chosen {ing['chosen']} ({ing['engine']}, "
-                     f"{ing['connections']} conns): ratio to no-op",
-                     f"{best['ratio']:.0%} ({h['rps']:.0f}/s vs {n['rps']:.0f}/s)",
+                     f"{ing['connections']} conns): ratio to the no-op baseline "
+                     f"(gunicorn {REFERENCE['name']})",
+                     f"{best['ref_ratio']:.0%} ({h['rps']:.0f}/s vs {ref['rps']:.0f}/s)",
                      f">= {TARGETS['ingest_ratio']:.0%}",
-                     verdict(best["ratio"] >= TARGETS["ingest_ratio"])))
+                     verdict(best["ref_ratio"] >= TARGETS["ingest_ratio"])))
         rows.append(("ingest p50 / p99 at that load",
                      f"{h['p50_ms']} / {h['p99_ms']} ms (no-op {n['p50_ms']} / {n['p99_ms']})",
                      f"p99 <= {TARGETS['ingest_p99_ms']:g} ms",
@@ -660,7 +668,7 @@ def main() -> None:
                     help="short runs, one server setting, fewer match samples")
     ap.add_argument("--stages", default="matching,sink,ingest,e2e",
                     help="comma list of matching,sink,ingest,e2e (default all)")
-    ap.add_argument("--configs", default="gthread:2x8,gthread:3x4,sync:4,granian:2x8",
+    ap.add_argument("--configs", default="granian:2x8,gthread:2x8,gthread:3x4,sync:4",
                     help="server settings to try: class:WORKERSxTHREADS, comma-separated")
     ap.add_argument("--seconds", type=float, default=12,
                     help="load per server and setting, split over --rounds (whole seconds each)")
@@ -699,7 +707,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "summary.json"))
     args = ap.parse_args()
     if args.quick:
-        args.configs = args.configs if "--configs" in sys.argv else "gthread:2x8"
+        args.configs = args.configs if "--configs" in sys.argv else "granian:2x8"
         args.seconds = min(args.seconds, 6)
         args.warmup = min(args.warmup, 1)
         args.events = min(args.events, 1000) if "--events" not in sys.argv else args.events

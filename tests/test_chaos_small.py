@@ -1,4 +1,4 @@
-"""The chaos bench, CI-sized: 200 events through gunicorn, workers and an embedded Redis,
+"""The chaos bench, CI-sized: 200 events through the web server, workers and an embedded Redis,
 one worker SIGKILLed and one Redis restart, against a sink failing 30% of calls."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.servers import HttpSink, free_port
 
@@ -82,16 +83,17 @@ def test_serve_from_an_empty_directory(tmp_path: Path) -> None:
         assert not (data / "redis.sock").exists()  # the embedded Redis is gone
 
 
-def test_web_on_granian_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str) -> None:
-    """`hookwise web --server granian`: the same app on granian's WSGI server — a webhook
-    is stored and queued, a reply-less source answers 202, SIGTERM stops every process."""
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_web_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str, server: str) -> None:
+    """`hookwise web --server S`: webhooks are stored and queued, an unknown source is
+    404, and SIGTERM stops every process of the server."""
     env = {**clean_env(tmp_path), "HOOKWISE_DATA_DIR": str(tmp_path / "data"),
-           "HOOKWISE_REDIS_URL": redis_url, "HOOKWISE_QUEUE": f"granian-{os.getpid()}"}
+           "HOOKWISE_REDIS_URL": redis_url, "HOOKWISE_QUEUE": f"web-{server}-{os.getpid()}"}
     (tmp_path / "s.yaml").write_text("sources: [{slug: demo}]")
     assert hookwise("apply", "s.yaml", cwd=tmp_path, env=env).returncode == 0
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "web.cli", "web", "--server", "granian", "--port", str(port),
+        [sys.executable, "-m", "web.cli", "web", "--server", server, "--port", str(port),
          "--workers", "2", "--threads", "4", "--no-migrate"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
@@ -105,7 +107,7 @@ def test_web_on_granian_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str
             except httpx.HTTPError:
                 pass
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "granian did not start"
+            assert time.monotonic() < deadline, f"{server} did not start"
             time.sleep(0.2)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
             ids = [c.post("/hooks/demo", json={"n": n}).json()["event_id"] for n in range(5)]
@@ -121,4 +123,4 @@ def test_web_on_granian_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str
         if proc.stdout:
             proc.stdout.close()
     leftovers = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", "granian left processes behind"
+    assert leftovers.stdout.strip() == "", f"{server} left processes behind"

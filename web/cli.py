@@ -65,23 +65,17 @@ def serve(host: str, port: int, workers: int, web_workers: int) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option("--workers", default=2, show_default=True, type=int, help="server processes")
 @click.option("--threads", default=8, show_default=True, type=int)
 @click.option("--no-migrate", is_flag=True, help="skip 'db upgrade' at start")
 @click.option("--access-log", is_flag=True)
-@click.option("--server", type=click.Choice(["gunicorn", "granian"]), default="gunicorn",
-              show_default=True, help="granian needs: pip install 'hookwise[granian]'")
+@click.option("--server", type=click.Choice(["granian", "gunicorn"]), default="granian",
+              show_default=True, help="the WSGI server (bench/run.py measures both)")
 def web(host: str, port: int, workers: int, threads: int, no_migrate: bool,
         access_log: bool, server: str) -> None:
-    """Web/ingest only (gunicorn, or granian)."""
+    """Web/ingest only."""
     from web.server import serve_web
 
-    if server == "granian":
-        import importlib.util
-
-        if importlib.util.find_spec("granian") is None:
-            raise InputError("--server granian: granian is not installed "
-                             "(pip install 'hookwise[granian]')")
     if not no_migrate:
         _migrated_runtime()
     serve_web(host, port, workers=workers, threads=threads, access_log=access_log,

@@ -1,7 +1,7 @@
 """``GET /metrics``: Prometheus text format.
 
 Values are read from the database and Redis at scrape time (a custom collector), so
-every gunicorn process answers the same numbers without a multiprocess setup.
+every server process answers the same numbers without a multiprocess setup.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``hookwise serve``: everything in one command.
 
 Runs the migrations, starts an embedded Redis when HOOKWISE_REDIS_URL is unset, then
-supervises one web process (gunicorn) and N worker processes, restarting a worker that
+supervises one web process (granian) and N worker processes, restarting a worker that
 dies. Ctrl-C (SIGINT) or SIGTERM stops the children gracefully (workers finish their
 current step), then Redis.
 """

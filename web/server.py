@@ -1,5 +1,6 @@
-"""Serving the app (``hookwise web``): gunicorn, configured from code, or granian's WSGI
-server (``pip install 'hookwise[granian]'``), measured faster by bench/run.py."""
+"""Serving the app (``hookwise web``): granian's WSGI server (the default: bench/run.py
+measured it 45–150% faster than gunicorn for ingest here), or gunicorn (gthread),
+configured from code."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
 def serve_web(host: str, port: int, *, workers: int = DEFAULT_WEB_WORKERS,
               threads: int = DEFAULT_THREADS, access_log: bool = False,
-              server: str = "gunicorn") -> None:
+              server: str = "granian") -> None:
     """Serve until stopped: ``workers`` processes, each handling ``threads`` requests at
     once (a `respond: reply` source's wait holds one thread, not a process)."""
     if server == "granian":

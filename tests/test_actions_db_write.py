@@ -290,3 +290,11 @@ def test_coerce_leaves_non_strings_and_text_alone():
     assert db_write.coerce(col, "1500.0") == 1500
     assert db_write.coerce(sa.Column("t", sa.Text), " keep ") == " keep "
     assert db_write.coerce(sa.Column("j", sa.JSON), "{}") == "{}"
+
+
+@pytest.mark.parametrize("table", ["users", "secrets", "EVENTS", "public.step_runs",
+                                   "alembic_version", "api_tokens"])
+def test_hookwises_own_tables_are_refused_on_the_default_connection(make_ctx, table):  # type: ignore[no-untyped-def]
+    """A rule must not forge events, users, tokens or secrets through db_write."""
+    with pytest.raises(PermanentActionError, match="one of Hookwise's own tables"):
+        db_write.run({"table": table, "values": {"id": "x"}}, make_ctx())

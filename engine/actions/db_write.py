@@ -5,7 +5,8 @@
     connection  "default" (the engine's own database, ``ctx.db``) or the name of a stored
                 secret whose value is a SQLAlchemy URL (``ctx.resolve_secret``); engines
                 for named connections are cached in ``ctx.engines`` by URL
-    table       ``name`` or ``schema.name``; it must exist (it is reflected, never created)
+    table       ``name`` or ``schema.name``; it must exist (it is reflected, never created);
+                on the default connection not one of Hookwise's own tables
     mode        insert (default) | upsert
     key         column(s) identifying the row for upsert (a list, or one name)
     values      mapping of column name to value
@@ -22,6 +23,7 @@ database (OperationalError, InterfaceError) → transient.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from datetime import date, datetime, time
@@ -65,7 +67,12 @@ def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     if not table_name:
         raise PermanentActionError("db_write step needs a table")
 
-    engine = _engine(str(rendered.get("connection") or "default"), ctx)
+    connection = str(rendered.get("connection") or "default")
+    if connection == "default" and _split(table_name)[1].lower() in own_tables():
+        raise PermanentActionError(
+            f"table {table_name!r} is one of Hookwise's own tables (events, rules, secrets, "
+            "users, …): write to a table of your own, or through a named connection")
+    engine = _engine(connection, ctx)
     try:
         table = _table_with_columns(engine, table_name, [*values, *key])
         row = {name: coerce(table.c[name], value) for name, value in values.items()}
@@ -78,6 +85,16 @@ def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     except sa_exc.SQLAlchemyError as exc:
         raise PermanentActionError(f"could not write {table_name}: {_reason(exc)}") from exc
     return {"rowcount": rowcount, "table": table_name, "mode": mode}
+
+
+@functools.cache
+def own_tables() -> frozenset[str]:
+    """Hookwise's own tables (and Alembic's), which a step on the default connection
+    must not write: a rule could otherwise forge events, users or secrets."""
+    from engine.models import Event  # every table model shares its metadata
+
+    return frozenset({*(t.name.lower() for t in Event.metadata.tables.values()),
+                      "alembic_version"})
 
 
 def _engine(connection: str, ctx: StepContext) -> Engine:

@@ -41,6 +41,20 @@ def hookwise(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Completed
                           capture_output=True, text=True, timeout=60)
 
 
+def wait_ok(proc: subprocess.Popen[str], url: str, what: str, timeout: float = 30) -> None:
+    """Until ``url`` answers 200; fails with the process's output if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
 def test_serve_from_an_empty_directory(tmp_path: Path) -> None:
     env = clean_env(tmp_path)
     port = free_port()
@@ -50,16 +64,7 @@ def test_serve_from_an_empty_directory(tmp_path: Path) -> None:
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                assert time.monotonic() < deadline, "serve did not become ready"
-                time.sleep(0.2)
+            wait_ok(proc, f"http://127.0.0.1:{port}/readyz", "serve did not become ready")
 
             (tmp_path / "rule.yaml").write_text(RULE.format(url=sink.url))
             applied = hookwise("apply", "rule.yaml", cwd=tmp_path, env=env)
@@ -99,16 +104,7 @@ def test_web_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str, server: s
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, f"{server} did not start"
-            time.sleep(0.2)
+        wait_ok(proc, f"http://127.0.0.1:{port}/healthz", f"{server} did not start")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
             ids = [c.post("/hooks/demo", json={"n": n}).json()["event_id"] for n in range(5)]
             assert c.post("/hooks/nope", json={}).status_code == 404

@@ -1,11 +1,12 @@
 """The inbox: how ingest hands new events to workers in one Redis round trip.
 
 One RQ job per event costs ~25 Redis round trips of RQ bookkeeping. Instead, ingest
-appends the event id to one of ``SHARDS`` Redis lists and, in the same pipeline, sets
-that shard's *draining* flag; only when the flag was newly set does it enqueue an RQ
-job ``drain_inbox(shard)``. The drain job pops ids in batches and processes each event,
-refreshing its flag; when the list is empty it clears the flag and looks once more (an
-id pushed in between would otherwise wait). Up to ``SHARDS`` drain jobs run in parallel.
+appends each event id to one of ``SHARDS`` Redis lists (a group commit's ids together:
+``push_many``) and, in the same pipeline, sets that shard's *draining* flag; only
+when the flag was newly set does it enqueue an RQ job ``drain_inbox(shard)``. The drain
+job pops ids in batches, processes each batch, and refreshes its flag; when the list is
+empty it clears the flag and looks once more (an id pushed in between would otherwise
+wait). Up to ``SHARDS`` drain jobs run in parallel.
 
 Durability does not depend on any of this: the event row is committed before the push,
 and the sweeper re-queues events left pending (a lost list, a drain job whose worker
@@ -50,23 +51,9 @@ def shard_of(event_id: str) -> int:
     return zlib.crc32(event_id.encode()) % SHARDS
 
 
-def push(queue: Queue, event_id: str) -> None:
-    """Hand a just-stored event to the workers. Raises QueueError if Redis is down."""
-    shard = shard_of(event_id)
-    try:
-        with queue.connection.pipeline(transaction=False) as pipe:
-            pipe.rpush(inbox_key(queue.name, shard), event_id)
-            pipe.set(flag_key(queue.name, shard), "1", nx=True, ex=FLAG_TTL_S)
-            _, newly_flagged = pipe.execute()
-        if newly_flagged:
-            start_drain(queue, shard)
-    except redis.RedisError as exc:
-        raise QueueError(f"could not queue event {event_id}: {exc}") from exc
-
-
 def push_many(queue: Queue, event_ids: list[str]) -> None:
-    """``push`` for a batch of events in one round trip (plus one enqueue per shard that
-    had no drainer). Raises QueueError if Redis is down."""
+    """Hand just-stored events to the workers in one round trip (plus one enqueue per
+    shard that had no drainer). Raises QueueError if Redis is down."""
     by_shard: dict[int, list[str]] = {}
     for event_id in event_ids:
         by_shard.setdefault(shard_of(event_id), []).append(event_id)

@@ -115,8 +115,7 @@ def ingest(rt: Runtime, slug: str, req: IncomingRequest) -> IngestResult:
     except StorageError as exc:
         log.error("event for %s not stored: %s", slug, exc)
         return error(503, "unavailable", "the event could not be stored; retry later")
-    if not queued:
-        log.warning("event %s stored but not queued (sweeper will)", event_id)
+    if not queued:  # stored; the sweeper queues it (the writer logged why)
         waiter = None
 
     accepted = IngestResult(202, {"event_id": event_id}, event_id=event_id)

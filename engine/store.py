@@ -173,7 +173,7 @@ class EventWriter:
                 for p in stored:
                     p.queued = True
             except Exception as exc:  # Redis down: stored all the same; the sweeper queues
-                log.warning("%d events stored but not queued (the sweeper will): %s",
-                            len(stored), exc)
+                log.warning("events %s stored but not queued (the sweeper will): %s",
+                            [p.row["id"] for p in stored], exc)
         for p in stored:
             p.done = True

@@ -1,6 +1,7 @@
 """Per-source rate limits: a fixed window counter in Redis.
 
-One INCR (+EXPIRE on the first hit) per request. When Redis is unreachable the request
+One pipelined SET NX EX + INCR per request (not EXPIRE NX, which needs Redis 7: the
+embedded redis-server is 6.2). When Redis is unreachable the request
 is let through: a rate limit must never be the reason an event is lost.
 """
 
@@ -20,9 +21,9 @@ def check(conn: redis.Redis, slug: str, spec: RateLimitSpec) -> float | None:
     key = f"hookwise:rl:{slug}:{window}"
     try:
         with conn.pipeline() as pipe:
+            pipe.set(key, 0, ex=spec.per_s + 1, nx=True)
             pipe.incr(key)
-            pipe.expire(key, spec.per_s + 1, nx=True)
-            count = pipe.execute()[0]
+            count = pipe.execute()[1]
     except redis.RedisError:
         return None
     if count <= spec.requests:

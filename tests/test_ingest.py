@@ -225,3 +225,78 @@ def test_sender_credentials_are_not_stored(sources, client, rt):  # type: ignore
     assert by_source["tokened"].headers["x-hook-token"] == "[redacted]"
     assert by_source["querytok"].query == {"token": "[redacted]", "keep": "1"}
     assert by_source["basic"].headers["authorization"] == "[redacted]"
+
+
+# -- the WSGI endpoint in front of Flask (web/ingest.py) -------------------------------
+
+
+def test_other_methods_on_a_hook_url_are_405_with_allow(sources, client, rt):  # type: ignore[no-untyped-def]
+    resp = client.get("/hooks/open")
+    assert resp.status_code == 405
+    assert resp.headers["Allow"] == "POST, PUT"
+    assert resp.get_json()["error"] == "method_not_allowed"
+    assert client.put("/hooks/open", json={"a": 1}).status_code == 202
+    assert len(events(rt)) == 1
+
+
+def test_paths_below_a_source_are_not_hooks(sources, client, rt):  # type: ignore[no-untyped-def]
+    assert client.post("/hooks/open/extra", json={"a": 1}).status_code != 202
+    assert client.post("/hooks/", json={"a": 1}).status_code != 202
+    assert events(rt) == []
+
+
+def test_utf8_in_path_and_query_and_repeated_query_keys(sources, client, rt):  # type: ignore[no-untyped-def]
+    resp = client.post("/hooks/caf%C3%A9", json={})
+    assert resp.status_code == 404 and "café" in resp.get_json()["message"]
+    resp = client.post("/hooks/open?name=%C3%A9t%C3%A9&tag=a&tag=b&empty=", json={"a": 1})
+    assert resp.status_code == 202
+    [ev] = events(rt)
+    assert ev.query == {"name": "été", "tag": ["a", "b"], "empty": ""}
+    assert ev.headers["content-type"] == "application/json"
+
+
+def _call(app, environ_extra: dict, body: bytes):  # type: ignore[no-untyped-def]
+    """Call the app as a WSGI server would, with a body of unknown length (chunked)."""
+    import io
+
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(path="/hooks/open", method="POST").get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"CONTENT_TYPE": "application/json", "wsgi.input": io.BytesIO(body),
+                    "wsgi.input_terminated": True, **environ_extra})
+    seen: dict = {}
+
+    def start_response(status, headers):  # type: ignore[no-untyped-def]
+        seen.update(status=status, headers=dict(headers))
+
+    out = b"".join(app(environ, start_response))
+    return seen["status"], seen["headers"], json.loads(out)
+
+
+def test_chunked_bodies_are_read_and_oversize_ones_refused(sources, rt, env, tmp_path):  # type: ignore[no-untyped-def]
+    from engine.settings import Settings
+    from web import create_app
+
+    small = Runtime(Settings.from_env({**env, "HOOKWISE_MAX_BODY_BYTES": "100"}))
+    app = create_app(runtime=small)
+    status, headers, body = _call(app, {}, json.dumps({"x": "y" * 50}).encode())
+    assert status == "202 Accepted" and headers["Content-Type"] == "application/json"
+    assert body["event_id"].startswith("evt")
+    assert [e.body for e in events(rt)] == [{"x": "y" * 50}]
+    status, _, body = _call(app, {}, json.dumps({"x": "y" * 200}).encode())
+    assert status.startswith("413") and body["error"] == "too_large"
+    assert len(events(rt)) == 1  # the first one only
+    small.close()
+
+
+def test_a_crash_in_ingest_is_a_json_500_and_logged(sources, client, monkeypatch, caplog):  # type: ignore[no-untyped-def]
+    import web.ingest
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(web.ingest, "ingest", broken)
+    resp = client.post("/hooks/open", json={"a": 1})
+    assert resp.status_code == 500 and resp.get_json()["error"] == "internal_error"
+    assert "a bug" in caplog.text

@@ -34,4 +34,5 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     api.init_app(app)
     ui.init_app(app)
     logging.getLogger("engine").setLevel(logging.INFO)
+    app.wsgi_app = ingest.IngestEndpoint(app.wsgi_app, rt)  # type: ignore[method-assign]
     return app

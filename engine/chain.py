@@ -29,6 +29,7 @@ from engine.models import (
     ExecutionStatus,
     StepRun,
     StepStatus,
+    event_document,
     utcnow,
 )
 from engine.retry import next_delay
@@ -36,16 +37,11 @@ from engine.runtime import Runtime
 from engine.secrets import SecretsView, redact, redact_headers
 from engine.state import StateStore
 from rules.errors import TemplateError
-from rules.match import CompiledRule, CompiledStep, build_event_document
+from rules.match import CompiledRule, CompiledStep
 
 log = logging.getLogger(__name__)
 
 EARLY_TOLERANCE_S = 1.0
-
-
-def event_document(event: Event) -> dict[str, Any]:
-    meta = {"id": event.id, "source": event.source, "received_at": event.received_at.isoformat()}
-    return build_event_document(event.body, event.headers, event.query, meta)
 
 
 def template_context(

@@ -16,6 +16,8 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from rules.match import build_event_document
+
 
 def utcnow() -> datetime:
     """Aware UTC now (SQLModel's UTCDateTime stores and returns UTC on every dialect)."""
@@ -235,3 +237,9 @@ class ApiToken(SQLModel, table=True):
     prefix: str = Field(max_length=12)  # first characters, to tell tokens apart in lists
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
+
+
+def event_document(event: Event) -> dict[str, Any]:
+    """What a rule's paths and templates see of a stored event."""
+    meta = {"id": event.id, "source": event.source, "received_at": event.received_at.isoformat()}
+    return build_event_document(event.body, event.headers, event.query, meta)

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from engine.chain import event_document
 from engine.db import session_scope
 from engine.errors import HookwiseError
 from engine.models import (
@@ -25,6 +24,7 @@ from engine.models import (
     MatchTrace,
     StepRun,
     StepStatus,
+    event_document,
     new_id,
     utcnow,
 )

@@ -11,8 +11,7 @@ from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from engine.chain import event_document
-from engine.models import Event, Execution, MatchTrace, StepRun, utcnow
+from engine.models import Event, Execution, MatchTrace, StepRun, event_document, utcnow
 from rules.errors import PathError
 from rules.paths import compile_path
 

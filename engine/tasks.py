@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from engine import replies, runtime
 from engine import statements as sql
-from engine.chain import ChainRunner, event_document
+from engine.chain import ChainRunner
 from engine.models import (
     Event,
     EventStatus,
@@ -22,6 +22,7 @@ from engine.models import (
     ExecutionStatus,
     StepRun,
     StepStatus,
+    event_document,
     new_id,
     utcnow,
 )

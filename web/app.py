@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 
 from flask import Flask
 
@@ -24,8 +25,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     app.extensions["hookwise"] = rt
 
-    from web import api, auth, errors, health, ingest, metrics, ui
-
+    api, auth, errors, health, ingest, metrics, ui = import_modules()
     errors.register(app)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(health.bp)
@@ -36,3 +36,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     logging.getLogger("engine").setLevel(logging.INFO)
     app.wsgi_app = ingest.IngestEndpoint(app.wsgi_app, rt)  # type: ignore[method-assign]
     return app
+
+
+def import_modules() -> tuple[ModuleType, ...]:
+    """The web's modules (Flask, the API, the UI and what they import)."""
+    from web import api, auth, errors, health, ingest, metrics, ui
+
+    return api, auth, errors, health, ingest, metrics, ui

@@ -39,6 +39,18 @@ def _migrated_runtime() -> Any:
     return rt
 
 
+def _migrate_in_a_child() -> None:
+    """``hookwise db upgrade`` in its own process: the web server's main process forks
+    its workers, so it stays lean (no SQLAlchemy, Alembic or app modules: ~25 MB) and
+    holds no database connection a fork could share."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "web.cli", "db", "upgrade"],
+                          stdout=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        raise SystemExit(done.returncode)
+
+
 def _fail_validation(exc: RuleValidationError) -> None:
     for err in exc.errors:
         click.echo(f"error: {err}", err=True)
@@ -77,7 +89,7 @@ def web(host: str, port: int, workers: int, threads: int, no_migrate: bool,
     from web.server import serve_web
 
     if not no_migrate:
-        _migrated_runtime()
+        _migrate_in_a_child()
     serve_web(host, port, workers=workers, threads=threads, access_log=access_log,
               server=server)
 

@@ -18,7 +18,13 @@ from tests.servers import HttpSink, free_port
 RULE = """
 sources:
   - slug: demo
+  - slug: ask
+    respond: {{mode: reply, timeout_ms: 5000}}
 rules:
+  - name: answer
+    source: ask
+    actions:
+      - {{id: hi, type: reply, json: {{text: "hi {{{{ body.name }}}}"}}}}
   - name: forward
     source: demo
     when: {{path: $.body.kind, op: eq, value: ping}}
@@ -55,27 +61,48 @@ def wait_ok(proc: subprocess.Popen[str], url: str, what: str, timeout: float = 3
         time.sleep(0.2)
 
 
-def test_serve_from_an_empty_directory(tmp_path: Path) -> None:
+def python_children(pid: int) -> list[str]:
+    """The command lines of ``pid``'s child processes that run Python."""
+    kids = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        kids += Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+    cmds = [Path(f"/proc/{k}/cmdline").read_bytes().replace(b"\0", b" ").decode() for k in kids]
+    return [c for c in cmds if "web.cli" in c]
+
+
+@pytest.mark.parametrize("one_process", [False, True], ids=["processes", "one-process"])
+def test_serve_from_an_empty_directory(tmp_path: Path, one_process: bool) -> None:
     env = clean_env(tmp_path)
     port = free_port()
     with HttpSink() as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--workers", "1"],
+            [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--workers", "1",
+             *(["--one-process"] if one_process else [])],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         try:
             wait_ok(proc, f"http://127.0.0.1:{port}/readyz", "serve did not become ready")
+            kids = python_children(proc.pid)
+            if one_process:  # the web is served by the worker's own process
+                assert len(kids) == 1 and "worker --web" in kids[0], kids
+            else:
+                assert len(kids) == 2, kids
 
             (tmp_path / "rule.yaml").write_text(RULE.format(url=sink.url))
             applied = hookwise("apply", "rule.yaml", cwd=tmp_path, env=env)
             assert applied.returncode == 0, applied.stderr
-            assert "rule forward: created" in applied.stdout
+            assert "rule forward: created" in applied.stdout, applied.stdout
 
             resp = httpx.post(f"http://127.0.0.1:{port}/hooks/demo",
                               json={"kind": "ping", "msg": "hello"}, timeout=5)
             assert resp.status_code == 202
             [req] = sink.wait_for(1, timeout=20)
             assert req.json() == {"echo": "HELLO"}
+            # a sync reply: the web waits while a worker runs the chain (in one process,
+            # a thread waits while the main thread works)
+            resp = httpx.post(f"http://127.0.0.1:{port}/hooks/ask", json={"name": "ann"},
+                              timeout=10)
+            assert resp.status_code == 200 and resp.json() == {"text": "hi ann"}
         finally:
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=30)
@@ -120,3 +147,10 @@ def test_web_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str, server: s
             proc.stdout.close()
     leftovers = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", f"{server} left processes behind"
+
+
+def test_worker_web_needs_host_and_port(tmp_path: Path) -> None:
+    env = {**clean_env(tmp_path), "HOOKWISE_DATA_DIR": str(tmp_path / "data")}
+    done = hookwise("worker", "--web", "8000", cwd=tmp_path, env=env)
+    assert done.returncode == 2
+    assert "--web: expected HOST:PORT, got '8000'" in done.stderr

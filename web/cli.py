@@ -67,11 +67,13 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="RQ worker processes")
 @click.option("--web-workers", default=2, show_default=True, type=int)
-def serve(host: str, port: int, workers: int, web_workers: int) -> None:
+@click.option("--one-process", is_flag=True,
+              help="serve the web from the first worker's process: the smallest memory")
+def serve(host: str, port: int, workers: int, web_workers: int, one_process: bool) -> None:
     """Web + workers (+ embedded Redis) in one command."""
     from web.serve import serve as run
 
-    raise SystemExit(run(host, port, workers, web_workers))
+    raise SystemExit(run(host, port, workers, web_workers, one_process=one_process))
 
 
 @main.command()
@@ -96,11 +98,28 @@ def web(host: str, port: int, workers: int, threads: int, no_migrate: bool,
 
 @main.command()
 @click.option("--burst", is_flag=True, help="exit when the queue is empty")
-def worker(burst: bool) -> None:
+@click.option("--web", "web_at", metavar="HOST:PORT",
+              help="also serve the web (ingest, UI, API) from this process: one process, "
+                   "the smallest memory (threads; less throughput than 'hookwise web')")
+@click.option("--threads", default=8, show_default=True, type=int, help="with --web")
+def worker(burst: bool, web_at: str | None, threads: int) -> None:
     """One RQ worker."""
     from engine.worker import run_worker
 
-    run_worker(_runtime(), burst=burst, with_scheduler=not burst)
+    host, _, port = (web_at or "").rpartition(":")
+    if web_at and (not host or not port.isdigit()):
+        raise InputError(f"--web: expected HOST:PORT, got {web_at!r}")
+    rt = _runtime()
+    stop_web = None
+    if web_at:
+        from web.server import serve_web_in_thread
+
+        stop_web = serve_web_in_thread(host, int(port), rt, threads=threads)
+    try:
+        run_worker(rt, burst=burst, with_scheduler=not burst)
+    finally:
+        if stop_web is not None:
+            stop_web()
 
 
 @main.group()

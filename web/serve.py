@@ -2,8 +2,10 @@
 
 Runs the migrations, starts an embedded Redis when HOOKWISE_REDIS_URL is unset, then
 supervises one web process (granian) and N worker processes, restarting a worker that
-dies. Ctrl-C (SIGINT) or SIGTERM stops the children gracefully (workers finish their
-current step), then Redis.
+dies. With ``one_process`` the web is served from the first worker's process instead
+(``hookwise worker --web``): the smallest memory, for small machines. Ctrl-C (SIGINT)
+or SIGTERM stops the children gracefully (workers finish their current step), then
+Redis.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
-def serve(host: str, port: int, workers: int, web_workers: int) -> int:
+def serve(host: str, port: int, workers: int, web_workers: int, *,
+          one_process: bool = False) -> int:
     settings = Settings.from_env()
     upgrade(settings)
     env = dict(os.environ)
@@ -62,9 +65,14 @@ def serve(host: str, port: int, workers: int, web_workers: int) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
 
-    web = _spawn(["web", "--host", host, "--port", str(port), "--workers", str(web_workers),
-                  "--no-migrate"], env)
-    pool = [_spawn(["worker"], env) for _ in range(workers)]
+    if one_process:  # the web lives in the first worker; it is supervised as the web
+        web = _spawn(["worker", "--web", f"{host}:{port}"], env)
+        pool = [_spawn(["worker"], env) for _ in range(max(workers - 1, 0))]
+        workers = max(workers, 1)
+    else:
+        web = _spawn(["web", "--host", host, "--port", str(port), "--workers",
+                      str(web_workers), "--no-migrate"], env)
+        pool = [_spawn(["worker"], env) for _ in range(workers)]
     from engine.accounts import Accounts, setup_token
     from engine.db import make_engine
 
@@ -73,7 +81,10 @@ def serve(host: str, port: int, workers: int, web_workers: int) -> int:
     eng.dispose()
     where = "embedded Redis + " if redis_srv else ""
     db = "SQLite" if settings.database_url.startswith("sqlite") else "external database"
-    click.echo(f"Hookwise on http://{host}:{port}  ({where}{db}, {workers} worker(s); "
+    shape = "web + 1 worker in one process" if one_process else f"{workers} worker(s)"
+    if one_process and workers > 1:
+        shape += f", {workers - 1} more worker(s)"
+    click.echo(f"Hookwise on http://{host}:{port}  ({where}{db}, {shape}; "
                f"data in {settings.data_dir})")
     click.echo(f"Send webhooks to http://{host}:{port}/hooks/<source>. Ctrl-C stops.")
     if not has_users:

@@ -1,10 +1,22 @@
-"""Serving the app (``hookwise web``): granian's WSGI server (the default: bench/run.py
-measured it 45–150% faster than gunicorn for ingest here), or gunicorn (gthread),
-configured from code."""
+"""Serving the app.
+
+``hookwise web``: granian's WSGI server (the default: bench/run.py measured it 45–150%
+faster than gunicorn for ingest here), or gunicorn (gthread), configured from code.
+``hookwise worker --web``: waitress in a thread of the worker's own process — web and
+worker in one process, the smallest footprint (a server that forks or needs the main
+thread cannot live beside RQ's worker loop)."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WEB_WORKERS = 2
 DEFAULT_THREADS = 8  # threads wait on reply steps without blocking other requests
@@ -74,3 +86,27 @@ def _preload() -> None:
     import_modules()
     gc.collect()
     gc.freeze()
+
+
+def serve_web_in_thread(host: str, port: int, rt: Runtime, *,
+                        threads: int = DEFAULT_THREADS) -> Callable[[], None]:
+    """Serve the app on ``host:port`` from threads of this process, sharing ``rt`` with
+    the caller (a worker). Listening when it returns; the function it returns stops
+    accepting, then gives requests in flight up to 10 s to finish."""
+    from waitress import create_server
+
+    from web import create_app
+
+    server: Any = create_server(create_app(runtime=rt), host=host, port=port,
+                                threads=threads, ident="hookwise",
+                                clear_untrusted_proxy_headers=True)
+    thread = threading.Thread(target=server.run, name="hookwise-web", daemon=True)
+    thread.start()
+    log.warning("web: serving on http://%s:%s from this worker's process", host, port)
+
+    def stop() -> None:
+        server.close()
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+        thread.join(timeout=2)
+
+    return stop

@@ -13,6 +13,8 @@ Stages (see bench/README.md for what each figure means):
   e2e       a burst of N matching webhooks → rule → webhook step → sink, with 1 then 2
             `hookwise worker` processes; then a paced run at 100 events/s
   memory    RSS of web (server master + workers) and of each worker after the e2e run
+  oneproc   the same burst and paced run against `hookwise worker --web` (web and one
+            worker in one process, `hookwise serve --one-process`), then its RSS
 
 Every stage starts from a fresh data dir, database and Redis: SQLite and an embedded
 redis-server by default; --database-url / --redis-url for real servers (see --help; the
@@ -515,6 +517,40 @@ def stage_e2e(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def stage_one_process(args: argparse.Namespace) -> dict[str, Any]:
+    """`hookwise worker --web`: the burst and the paced run of stage_e2e against web and
+    one worker living in one process, then that process's memory."""
+    sink = SinkProc()
+    stack = Stack(args, "oneproc", sink_port=sink.port)
+    out: dict[str, Any] = {"events": args.events}
+    path = f"/hooks/{SOURCE}"
+    try:
+        port = free_port()
+        proc = stack.spawn([sys.executable, "-m", "web.cli", "worker", "--web",
+                            f"127.0.0.1:{port}"])
+        wait_http(port, proc=proc)
+        load.burst(port, path, 50, 4, body_fn)
+        if not sink.wait_for(50, 60):
+            raise RuntimeError("warm-up events were not delivered")
+        sink.reset()
+        log(f"one process: burst of {args.events}")
+        post = load.burst(port, path, args.events, args.burst_connections, body_fn)
+        out["burst"] = b = _burst_figures(sink, args.events, post, args.drain_timeout)
+        log(f"  {b['delivered']}/{args.events} delivered, {b['delivered_per_s']}/s")
+        sink.reset()
+        log(f"one process: paced {args.rate}/s for {args.paced_seconds} s")
+        post = load.paced(port, path, args.rate, args.paced_seconds, body_fn)
+        n = post["requests"] - post["errors"]
+        paced = _burst_figures(sink, n, {"rps": args.rate, "errors": post["errors"]}, 60)
+        out["paced"] = {k: paced[k] for k in ("events", "delivered", "complete", "p50_ms",
+                                              "p99_ms")}
+        out["memory"] = tree_memory(proc.pid)
+    finally:
+        stack.close()
+        sink.close()
+    return out
+
+
 def profile_e2e(args: argparse.Namespace, stack: Stack, sink: SinkProc, port: int,
                 workers: list[subprocess.Popen[bytes]]) -> dict[str, Any]:
     """A further 2-worker burst (not counted) with py-spy on the first worker."""
@@ -619,6 +655,17 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             rows.append(("  PSS of the same (shared pages counted once, as a container's "
                          "memory limit counts them)",
                          f"{web_pss:.0f} + {w_pss:.0f} = {web_pss + w_pss:.0f} MB", "", ""))
+    one = res.get("oneproc")
+    if one:
+        b, p, mem = one["burst"], one["paced"], one["memory"]
+        rows.append((f"one process (worker --web): burst {b['events']} delivered/s",
+                     f"{b['delivered_per_s']:.0f}/s (posted {b['post_rps']:.0f}/s)", "", ""))
+        rows.append(("one process: paced post→arrival p50 / p99",
+                     f"{p['p50_ms']} / {p['p99_ms']} ms", "", ""))
+        rows.append(("RSS web + one worker as one process (serve --one-process)",
+                     f"{mem['rss_mb']:.0f} MB (PSS {mem['pss_mb']:.0f})",
+                     f"<= {TARGETS['rss_mb']:g} MB",
+                     verdict(mem["rss_mb"] <= TARGETS["rss_mb"])))
     m = res.get("matching")
     if m:
         counts = list(m["by_rules"])
@@ -671,8 +718,8 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="short runs, one server setting, fewer match samples")
-    ap.add_argument("--stages", default="matching,sink,ingest,e2e",
-                    help="comma list of matching,sink,ingest,e2e (default all)")
+    ap.add_argument("--stages", default="matching,sink,ingest,e2e,oneproc",
+                    help="comma list of matching,sink,ingest,e2e,oneproc (default all)")
     ap.add_argument("--configs", default="granian:2x8,gthread:2x8,gthread:3x4,sync:4",
                     help="server settings to try: class:WORKERSxTHREADS, comma-separated")
     ap.add_argument("--seconds", type=float, default=12,
@@ -759,6 +806,12 @@ def main() -> None:
         except Exception as exc:  # keep the other stages' figures
             log(f"e2e failed: {type(exc).__name__}: {exc}")
             res["e2e_error"] = f"{type(exc).__name__}: {exc}"
+    if "oneproc" in stages:
+        try:
+            res["oneproc"] = stage_one_process(args)
+        except Exception as exc:
+            log(f"one-process stage failed: {type(exc).__name__}: {exc}")
+            res["oneproc_error"] = f"{type(exc).__name__}: {exc}"
     res["meta"]["load_after"] = round(os.getloadavg()[0], 2)
     res["summary"] = [dict(zip(("figure", "measured", "target", "verdict"), r, strict=True))
                       for r in summary_rows(res)]

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from engine.errors import ConfigError
 
@@ -114,7 +116,10 @@ class EmbeddedRedis:
             return
         if self.proc.poll() is None:
             try:
-                redis.Redis(unix_socket_path=str(self.sock), socket_timeout=5).shutdown()
+                # no retries: the server closing the connection is SHUTDOWN's answer
+                # (redis-py's default retries it with back-off for ~5 s)
+                redis.Redis(unix_socket_path=str(self.sock), socket_timeout=5,
+                            retry=Retry(NoBackoff(), 0)).shutdown()
             except redis.RedisError:
                 pass  # SHUTDOWN closes the connection; an error is the normal answer
             try:

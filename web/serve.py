@@ -15,10 +15,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import click
 
-from engine.db import upgrade
 from engine.redis_server import EmbeddedRedis
 from engine.settings import Settings
 
@@ -46,10 +46,34 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+def _prepare(settings: Settings) -> str | None:
+    """Migrate; the one-time setup token while there is no user yet."""
+    from engine.accounts import Accounts, setup_token
+    from engine.db import make_engine, upgrade
+
+    upgrade(settings)
+    eng = make_engine(settings.database_url)
+    try:
+        if Accounts(eng).has_users():
+            return None
+    finally:
+        eng.dispose()
+    return setup_token(settings.data_dir, create=True)
+
+
+def _in_a_child(fn: Callable[[Settings], str | None], settings: Settings) -> str | None:
+    """``fn(settings)`` in a forked child: what it imports (SQLAlchemy, Alembic, the
+    models: ~50 MB) never loads into this long-lived supervisor."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(fn, (settings,))
+
+
 def serve(host: str, port: int, workers: int, web_workers: int, *,
           one_process: bool = False) -> int:
     settings = Settings.from_env()
-    upgrade(settings)
+    token = _in_a_child(_prepare, settings)
     env = dict(os.environ)
     env["HOOKWISE_DATA_DIR"] = str(settings.data_dir)
     redis_srv: EmbeddedRedis | None = None
@@ -73,12 +97,6 @@ def serve(host: str, port: int, workers: int, web_workers: int, *,
         web = _spawn(["web", "--host", host, "--port", str(port), "--workers",
                       str(web_workers), "--no-migrate"], env)
         pool = [_spawn(["worker"], env) for _ in range(workers)]
-    from engine.accounts import Accounts, setup_token
-    from engine.db import make_engine
-
-    eng = make_engine(settings.database_url)
-    has_users = Accounts(eng).has_users()
-    eng.dispose()
     where = "embedded Redis + " if redis_srv else ""
     db = "SQLite" if settings.database_url.startswith("sqlite") else "external database"
     shape = "web + 1 worker in one process" if one_process else f"{workers} worker(s)"
@@ -87,8 +105,8 @@ def serve(host: str, port: int, workers: int, web_workers: int, *,
     click.echo(f"Hookwise on http://{host}:{port}  ({where}{db}, {shape}; "
                f"data in {settings.data_dir})")
     click.echo(f"Send webhooks to http://{host}:{port}/hooks/<source>. Ctrl-C stops.")
-    if not has_users:
-        link = f"http://{host}:{port}/setup?token={setup_token(settings.data_dir, create=True)}"
+    if token:
+        link = f"http://{host}:{port}/setup?token={token}"
         click.echo(f"No user yet: create the first one at {link}")
         click.echo("(or run: hookwise user create you@example.com)")
     code = 0

@@ -115,6 +115,8 @@ def worker(burst: bool, web_at: str | None, threads: int) -> None:
         from web.server import serve_web_in_thread
 
         stop_web = serve_web_in_thread(host, int(port), rt, threads=threads)
+        click.echo(f"web: serving on http://{host}:{port} from this worker's process",
+                   err=True)
     try:
         run_worker(rt, burst=burst, with_scheduler=not burst)
     finally:

@@ -3,9 +3,8 @@
 Ingest is the hot path, so ``IngestEndpoint`` answers it as plain WSGI in front of
 Flask: no request context, routing, session or error-handler machinery runs for a
 webhook (bench/run.py measured that machinery at about a fifth of an ingest request's
-time on granian). Everything else goes on to the Flask app. The blueprint keeps the
-route known to Flask (``url_for("ingest.hook")``, 405 for other methods) and serves the
-same function should the app be called without the endpoint in front.
+time on granian). Everything else goes on to the Flask app; the blueprint only lets
+Flask build the URL (``url_for("ingest.hook", source=...)``).
 """
 
 from __future__ import annotations
@@ -33,8 +32,9 @@ METHODS = ("POST", "PUT")
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
+
 class BodyTooLarge(Exception):
-    pass
+    """The declared Content-Length exceeds the limit (answered 413 unread)."""
 
 
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}

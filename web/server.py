@@ -8,15 +8,12 @@ thread cannot live beside RQ's worker loop)."""
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.runtime import Runtime
-
-log = logging.getLogger(__name__)
 
 DEFAULT_WEB_WORKERS = 2
 DEFAULT_THREADS = 8  # threads wait on reply steps without blocking other requests
@@ -102,7 +99,6 @@ def serve_web_in_thread(host: str, port: int, rt: Runtime, *,
                                 clear_untrusted_proxy_headers=True)
     thread = threading.Thread(target=server.run, name="hookwise-web", daemon=True)
     thread.start()
-    log.warning("web: serving on http://%s:%s from this worker's process", host, port)
 
     def stop() -> None:
         server.close()

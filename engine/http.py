@@ -13,6 +13,7 @@ import contextlib
 import logging
 import typing
 from collections.abc import Iterator
+from http.cookiejar import DefaultCookiePolicy
 from types import TracebackType
 
 import httpcore
@@ -133,10 +134,15 @@ def build_http_client(
     raises ``engine.egress.EgressRefused`` (an ``httpx.ConnectError``). The caller owns
     the client and closes it.
     """
-    return httpx.Client(
+    client = httpx.Client(
         transport=GuardedTransport(settings),
         follow_redirects=False,
         trust_env=False,
         timeout=timeout,
         headers={"User-Agent": USER_AGENT},
     )
+    # One client serves every rule's steps: a cookie one destination sets must not ride
+    # along on later steps (another rule's, another execution's). A step that needs a
+    # cookie sends it as a header.
+    client.cookies.jar.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+    return client

@@ -261,3 +261,15 @@ def test_signature_rejects_tampered_body(sink: HttpSink, make_ctx: MakeCtx):
     Webhook(secret).verify(req.body, req.headers, json_parse=False)
     with pytest.raises(WebhookVerificationError):
         Webhook(secret).verify(b"hellO", req.headers, json_parse=False)
+
+
+def test_cookies_a_destination_sets_are_not_sent_on_later_steps(sink: HttpSink, make_ctx: MakeCtx):
+    """One client serves every rule: a Set-Cookie must not ride along on the next step."""
+    sink.respond("/login", Reply(headers={"Set-Cookie": "session=abc; Path=/"}, json={}))
+    ctx = make_ctx()
+    webhook.run({"url": f"{sink.url}/login"}, ctx)
+    webhook.run({"url": f"{sink.url}/next"}, ctx)  # same client, same host
+    webhook.run({"url": f"{sink.url}/own", "headers": {"Cookie": "mine=1"}}, ctx)
+    login, nxt, own = sink.wait_for(3)
+    assert "cookie" not in nxt.headers
+    assert own.headers["cookie"] == "mine=1"  # a step's own Cookie header still goes out

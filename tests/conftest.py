@@ -174,6 +174,29 @@ def sink() -> Iterator[object]:
         yield s
 
 
+@pytest.fixture
+def forwarded(rt, client, sink, tmp_path) -> Callable[[int], list[str]]:  # type: ignore[no-untyped-def]
+    """Source ``s`` with one rule that forwards ``{"n": body.n}`` to ``sink``/out;
+    ``forwarded(count)`` posts events n = 0..count-1 and answers their ids."""
+    from engine.apply import apply_paths
+
+    f = tmp_path / "forward.yaml"
+    f.write_text(f"""
+sources: [{{slug: s}}]
+rules:
+  - name: fwd
+    source: s
+    actions: [{{id: out, type: webhook, url: "{sink.url}/out", json: {{n: "{{{{ body.n }}}}"}}}}]
+""")
+    apply_paths(rt.catalog, [f])
+
+    def post(count: int) -> list[str]:
+        return [client.post("/hooks/s", json={"n": n}).get_json()["event_id"]
+                for n in range(count)]
+
+    return post
+
+
 # -- browser tests: a live server on loopback and Debian's Chromium ---------------------
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

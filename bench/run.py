@@ -184,14 +184,14 @@ class Stack:
             redis.Redis.from_url(args.redis_url).flushdb()
             env["HOOKWISE_REDIS_URL"] = args.redis_url
         else:
-            from engine.redis_server import EmbeddedRedis
+            from engine.broker.embedded import EmbeddedRedis
 
             self.redis_srv = EmbeddedRedis(self.tmp)
             env["HOOKWISE_REDIS_URL"] = self.redis_srv.start()
         self.env = env
         rules = self.tmp / "rules.yaml"
         rules.write_text(RULES_YAML.format(source=SOURCE, sink_port=sink_port or 9))
-        subprocess.run([sys.executable, "-m", "web.cli", "apply", str(rules)], env=env,
+        subprocess.run([sys.executable, "-m", "cli.main", "apply", str(rules)], env=env,
                        cwd=ROOT, check=True, capture_output=True)
 
     def spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
@@ -205,7 +205,7 @@ class Stack:
         under gunicorn sync."""
         if cfg["class"] in ("granian", "gthread"):
             server = "granian" if cfg["class"] == "granian" else "gunicorn"
-            cmd = [sys.executable, "-m", "web.cli", "web", "--server", server,
+            cmd = [sys.executable, "-m", "cli.main", "web", "--server", server,
                    "--port", str(port), "--workers", str(cfg["workers"]),
                    "--threads", str(cfg["threads"]), "--no-migrate"]
         else:
@@ -215,7 +215,7 @@ class Stack:
         return p
 
     def worker(self) -> subprocess.Popen[bytes]:
-        return self.spawn([sys.executable, "-m", "web.cli", "worker"])
+        return self.spawn([sys.executable, "-m", "cli.main", "worker"])
 
     def stop(self, p: subprocess.Popen[bytes]) -> None:
         if p.poll() is None:
@@ -526,7 +526,7 @@ def stage_one_process(args: argparse.Namespace) -> dict[str, Any]:
     path = f"/hooks/{SOURCE}"
     try:
         port = free_port()
-        proc = stack.spawn([sys.executable, "-m", "web.cli", "worker", "--web",
+        proc = stack.spawn([sys.executable, "-m", "cli.main", "worker", "--web",
                             f"127.0.0.1:{port}"])
         wait_http(port, proc=proc)
         load.burst(port, path, 50, 4, body_fn)

@@ -36,11 +36,11 @@ from sqlalchemy import update  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 
 from engine import runtime as runtime_mod  # noqa: E402
-from engine.db import upgrade  # noqa: E402
-from engine.models import Event, Execution, MatchTrace, StepRun, utcnow  # noqa: E402
 from engine.runtime import Runtime  # noqa: E402
 from engine.settings import Settings  # noqa: E402
-from engine.worker import make_worker  # noqa: E402
+from engine.store.db import upgrade  # noqa: E402
+from engine.store.models import Event, Execution, MatchTrace, StepRun, utcnow  # noqa: E402
+from engine.work.worker import make_worker  # noqa: E402
 from rules.schema import parse_rule_file  # noqa: E402
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery"
@@ -306,7 +306,7 @@ def main() -> int:
 
     from werkzeug.serving import make_server
 
-    from engine.redis_server import EmbeddedRedis
+    from engine.broker.embedded import EmbeddedRedis
     from tests.servers import SmtpSink
     from web import create_app
 

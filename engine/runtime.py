@@ -11,9 +11,9 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from engine.db import make_engine
 from engine.errors import ConfigError
 from engine.settings import Settings
+from engine.store.db import make_engine
 
 if TYPE_CHECKING:
     import httpx
@@ -21,10 +21,10 @@ if TYPE_CHECKING:
     from rq import Queue
     from sqlalchemy.engine import Engine
 
-    from engine.accounts import Accounts
-    from engine.catalog import Catalog
-    from engine.secrets import SecretStore
-    from engine.store import EventWriter
+    from engine.store.accounts import Accounts
+    from engine.store.catalog import Catalog
+    from engine.store.event_writer import EventWriter
+    from engine.store.secrets import SecretStore
 
 
 class Runtime:
@@ -42,7 +42,7 @@ class Runtime:
     def redis_url(self) -> str:
         if self._redis_url:
             return self._redis_url
-        from engine import redis_server
+        from engine.broker import embedded as redis_server
 
         if redis_server.is_running(self.settings.data_dir):
             self._redis_url = redis_server.url_for(self.settings.data_dir)
@@ -58,46 +58,46 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        from engine.queue import connect
+        from engine.broker.queue import connect
 
         return connect(self.redis_url)
 
     @cached_property
     def queue(self) -> Queue:
-        from engine.queue import make_queue
+        from engine.broker.queue import make_queue
 
         return make_queue(self.redis, self.settings.queue_name)
 
     @cached_property
     def event_writer(self) -> EventWriter:
-        """Group commit for ingest (see engine.store.EventWriter)."""
-        from engine.inbox import push_many
-        from engine.store import EventWriter
+        """Group commit for ingest (see engine.store.event_writer.EventWriter)."""
+        from engine.broker.inbox import push_many
+        from engine.store.event_writer import EventWriter
 
         return EventWriter(lambda: self.db, push=lambda ids: push_many(self.queue, ids))
 
     @cached_property
     def http(self) -> httpx.Client:
-        from engine.http import build_http_client
+        from engine.outbound.http import build_http_client
 
         return build_http_client(self.settings)
 
     @cached_property
     def secrets(self) -> SecretStore:
-        from engine.secrets import SecretStore
+        from engine.store.secrets import SecretStore
 
         return SecretStore(self.db, self.settings.secret_key,
                            self.settings.previous_secret_keys)
 
     @cached_property
     def accounts(self) -> Accounts:
-        from engine.accounts import Accounts
+        from engine.store.accounts import Accounts
 
         return Accounts(self.db)
 
     @cached_property
     def catalog(self) -> Catalog:
-        from engine.catalog import Catalog
+        from engine.store.catalog import Catalog
 
         return Catalog(self.db)
 

@@ -19,9 +19,9 @@ import redis
 from sqlalchemy import create_engine, text
 
 from engine import runtime as runtime_mod
-from engine.db import upgrade
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.db import upgrade
 
 PG_DEFAULT = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
@@ -32,7 +32,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    from engine.redis_server import EmbeddedRedis
+    from engine.broker.embedded import EmbeddedRedis
 
     srv = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     yield srv.start()
@@ -136,7 +136,7 @@ def client(app):  # type: ignore[no-untyped-def]
 def work(rt: Runtime) -> Callable[..., None]:
     """Run a real RQ worker (in-process, burst) until ``until()`` holds or the queue and
     the due scheduled jobs are exhausted."""
-    from engine.worker import make_worker
+    from engine.work.worker import make_worker
 
     def _work(until: Callable[[], bool] | None = None, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
@@ -178,7 +178,7 @@ def sink() -> Iterator[object]:
 def forwarded(rt, client, sink, tmp_path) -> Callable[[int], list[str]]:  # type: ignore[no-untyped-def]
     """Source ``s`` with one rule that forwards ``{"n": body.n}`` to ``sink``/out;
     ``forwarded(count)`` posts events n = 0..count-1 and answers their ids."""
-    from engine.apply import apply_paths
+    from engine.store.rule_files import apply_paths
 
     f = tmp_path / "forward.yaml"
     f.write_text(f"""

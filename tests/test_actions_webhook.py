@@ -18,7 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from engine.actions import webhook
 from engine.actions.base import StepContext
 from engine.errors import PermanentActionError, TransientActionError
-from engine.http import build_http_client
+from engine.outbound.http import build_http_client
 from engine.settings import Settings
 from tests.servers import HttpSink, Reply, free_port
 

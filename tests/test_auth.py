@@ -7,8 +7,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from engine.accounts import AccountError, check_setup_token, setup_token
-from web.cli import main
+from cli.main import main
+from engine.store.accounts import AccountError, check_setup_token, setup_token
 
 PUBLIC = ["/healthz", "/readyz", "/login"]
 

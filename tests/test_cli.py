@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from web.cli import main
+from cli.main import main
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"
 STARTERS = sorted(TEMPLATES.glob("*.yaml"))
@@ -142,7 +142,7 @@ def test_secrets_are_write_only(cli) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_events_show_explains_a_run(rt, client, work, sink, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from engine.apply import apply_paths
+    from engine.store.rule_files import apply_paths
 
     f = tmp_path / "r.yaml"
     f.write_text(f"""

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from engine.apply import apply_paths
-from engine.models import Event, Execution, MatchTrace, StepRun
-from engine.queries import get_event
+from engine.store.models import Event, Execution, MatchTrace, StepRun
+from engine.store.queries import get_event
+from engine.store.rule_files import apply_paths
 from tests.servers import Reply
 
 RULES = """
@@ -138,7 +138,7 @@ def test_duplicate_delivery_is_answered_and_runs_once(shop, client, work, sink, 
 
 
 def test_job_run_twice_does_not_repeat_finished_steps(shop, client, work, sink, rt):  # type: ignore[no-untyped-def]
-    from engine.tasks import process_event
+    from engine.run.batch import process_event
 
     resp = post(client, {"type": "order.paid", "id": "o-4", "total": 300, "email": "e@f.test"})
     work()
@@ -208,8 +208,8 @@ def test_a_chain_that_crashes_does_not_hold_up_the_rest_of_its_batch(forwarded, 
                                                                        monkeypatch):
     """A drained batch runs its events' chains one after another: an unexpected error in
     one (a bug, not a step failure) is logged and the others still run."""
-    from engine.chain import ChainRunner
-    from engine.tasks import process_events
+    from engine.run.batch import process_events
+    from engine.run.chain import ChainRunner
 
     ids = forwarded(3)
     real_run = ChainRunner.run

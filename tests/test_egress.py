@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.egress import EgressRefused, check_host, is_forbidden, refusal_reason
-from engine.http import USER_AGENT, build_http_client
+from engine.outbound.egress import EgressRefused, check_host, is_forbidden, refusal_reason
+from engine.outbound.http import USER_AGENT, build_http_client
 from engine.settings import Settings
 from tests.servers import HttpSink, free_port
 

@@ -11,8 +11,8 @@ import time
 
 from sqlmodel import Session, select
 
-from engine.apply import apply_paths
-from engine.models import Execution, StepRun
+from engine.store.models import Execution, StepRun
+from engine.store.rule_files import apply_paths
 from tests.servers import Reply
 
 RULE = """
@@ -28,7 +28,7 @@ rules:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "web.cli", "worker"],
+    return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"],
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

@@ -15,14 +15,14 @@ from rq.registry import ScheduledJobRegistry
 from sqlmodel import Session, select
 
 from engine import runtime as runtime_mod
-from engine.apply import apply_paths
-from engine.db import upgrade
-from engine.models import Event, Execution, StepRun
-from engine.redis_server import EmbeddedRedis
+from engine.broker.embedded import EmbeddedRedis
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.sweeper import sweep
-from engine.worker import make_worker
+from engine.store.db import upgrade
+from engine.store.models import Event, Execution, StepRun
+from engine.store.rule_files import apply_paths
+from engine.work.sweeper import sweep
+from engine.work.worker import make_worker
 from tests.servers import Reply
 from tests.test_faults import start_worker, stop_worker, wait_until
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import VerificationError
-from engine.parsing import BodyError, UnsupportedMediaType, parse_body
-from engine.signatures import IncomingRequest, verify
+from engine.ingress.parsing import BodyError, UnsupportedMediaType, parse_body
+from engine.ingress.schemes import IncomingRequest, verify
 from rules.errors import RuleValidationError
 from rules.match import compile_rule
 from rules.schema import VerifySpec, parse_rule_file
@@ -480,7 +480,7 @@ wire_values = st.one_of(wire_text, header_values.filter(
 
 @pytest.fixture
 def hooks(rt, tmp_path):  # type: ignore[no-untyped-def]
-    from engine.apply import apply_paths
+    from engine.store.rule_files import apply_paths
 
     f = tmp_path / "sources.yaml"
     f.write_text(HOOK_SOURCES)

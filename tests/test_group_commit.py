@@ -1,4 +1,5 @@
-"""Group commit at ingest (engine.store.EventWriter): requests that arrive together share
+"""Group commit at ingest (engine.store.event_writer.EventWriter): requests that arrive
+together share
 one transaction and one Redis round trip, yet each returns only once its own row is
 committed, and each gets its own answer (stored, duplicate, or not stored)."""
 
@@ -11,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine import inbox
+from engine.broker import inbox
 from engine.errors import StorageError
-from engine.models import new_id, utcnow
-from engine.store import DuplicateEvent, EventWriter
+from engine.store.event_writer import DuplicateEvent, EventWriter
+from engine.store.models import new_id, utcnow
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 
@@ -111,7 +112,7 @@ def test_redis_down_still_stores_and_says_not_queued(rt):  # type: ignore[no-unt
 
 
 def test_concurrent_posts_through_ingest_are_each_stored_and_queued(rt, client):  # type: ignore[no-untyped-def]
-    from engine.apply import apply_paths
+    from engine.store.rule_files import apply_paths
 
     f = rt.settings.data_dir / "s.yaml"
     f.parent.mkdir(parents=True, exist_ok=True)

@@ -45,8 +45,8 @@ def test_ignore_case_regex() -> None:
 def test_a_template_that_loops_forever_fails_its_step_not_the_worker(rt, client, work, tmp_path):  # type: ignore[no-untyped-def]
     from sqlmodel import Session, select
 
-    from engine.apply import apply_paths
-    from engine.models import Execution, StepRun
+    from engine.store.models import Execution, StepRun
+    from engine.store.rule_files import apply_paths
 
     f = tmp_path / "r.yaml"
     f.write_text("""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from engine import inbox
-from engine.models import Event
+from engine.broker import inbox
+from engine.store.models import Event
 
 
 def test_one_drain_job_takes_the_other_shards_work_too(rt, forwarded, sink, work):  # type: ignore[no-untyped-def]

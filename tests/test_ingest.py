@@ -10,10 +10,10 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from engine.apply import apply_paths
-from engine.db import make_engine
-from engine.models import Event
 from engine.runtime import Runtime
+from engine.store.db import make_engine
+from engine.store.models import Event
+from engine.store.rule_files import apply_paths
 from tests.servers import free_port
 
 SOURCES = """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.apply import apply_paths
+from engine.store.rule_files import apply_paths
 
 
 def test_metrics_count_events_executions_and_queue(rt, client, api, work, sink, tmp_path):  # type: ignore[no-untyped-def]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine import ratelimit
-from engine.redis_server import EmbeddedRedis
+from engine.broker.embedded import EmbeddedRedis
+from engine.ingress import ratelimit
 from rules.schema import RateLimitSpec
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from click.testing import CliRunner
 from sqlmodel import Session, select
 
-from engine.apply import apply_paths
-from engine.models import Execution, MatchTrace
-from engine.operations import replay_event
+from cli.main import main
+from engine.run.replay import replay_event
+from engine.store.models import Execution, MatchTrace
+from engine.store.rule_files import apply_paths
 from tests.servers import Reply
-from web.cli import main
 
 RULE = """
 sources: [{{slug: s}}]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from engine.apply import apply_paths
+from engine.store.rule_files import apply_paths
 from tests.servers import Reply
 
 RULES = """
@@ -60,7 +60,7 @@ def test_reply_step_answers_the_caller(rt, client, work, sink, tmp_path):  # typ
 def test_slow_chain_gets_the_fallback_and_still_finishes(rt, client, work, sink, tmp_path):  # type: ignore[no-untyped-def]
     from sqlmodel import Session, select
 
-    from engine.models import Execution
+    from engine.store.models import Execution
 
     f = tmp_path / "r.yaml"
     f.write_text(RULES.format(timeout=300, url=sink.url))
@@ -90,7 +90,7 @@ def test_no_matching_rule_releases_the_caller_at_once(rt, client, work, sink, tm
 def test_a_late_reply_is_not_delivered_and_says_so(rt, client, work, sink, tmp_path):  # type: ignore[no-untyped-def]
     from sqlmodel import Session, select
 
-    from engine.models import StepRun
+    from engine.store.models import StepRun
 
     f = tmp_path / "r.yaml"
     f.write_text(RULES.format(timeout=200, url=sink.url))

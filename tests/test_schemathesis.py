@@ -51,7 +51,7 @@ def test_huge_offset_is_a_422_not_a_500(api, listing):  # type: ignore[no-untype
 @pytest.mark.parametrize(("method", "path"), OPS)
 def test_operation_never_answers_a_server_error(app, rt, api_token, work, tmp_path,  # type: ignore[no-untyped-def]
                                                 method, path):
-    from engine.apply import apply_paths
+    from engine.store.rule_files import apply_paths
 
     # something for the operations to find: a source, a rule, a secret, a run event
     f = tmp_path / "seed.yaml"

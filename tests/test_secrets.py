@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import Session, select
 
 from engine.errors import ConfigError
-from engine.models import Secret
 from engine.runtime import Runtime
 from engine.settings import Settings
+from engine.store.models import Secret
 
 
 def test_values_are_encrypted_at_rest(rt) -> None:  # type: ignore[no-untyped-def]
@@ -42,8 +42,8 @@ def test_key_rotation(rt, env) -> None:  # type: ignore[no-untyped-def]
 def test_encoded_and_derived_secrets_are_redacted(rt, client, work, sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from sqlmodel import select as sel
 
-    from engine.apply import apply_paths
-    from engine.models import StepRun
+    from engine.store.models import StepRun
+    from engine.store.rule_files import apply_paths
 
     rt.secrets.set("PW", "p@ss/w=rd")
     f = tmp_path / "r.yaml"

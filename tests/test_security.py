@@ -16,12 +16,12 @@ from sqlalchemy import event as sa_event
 from sqlmodel import Session, select
 
 from engine import runtime as runtime_mod
-from engine.apply import apply_paths
-from engine.db import upgrade
-from engine.models import Execution, StepRun
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.worker import make_worker
+from engine.store.db import upgrade
+from engine.store.models import Execution, StepRun
+from engine.store.rule_files import apply_paths
+from engine.work.worker import make_worker
 from tests.servers import HttpSink, Reply
 
 # -- helpers ---------------------------------------------------------------------------

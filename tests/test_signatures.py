@@ -18,10 +18,10 @@ from sqlmodel import Session, select
 from standardwebhooks.webhooks import Webhook
 from twilio.request_validator import RequestValidator
 
-from engine.apply import apply_paths
-from engine.models import Event
-from engine.provider_schemes import verify_github
-from engine.signatures import IncomingRequest
+from engine.ingress.providers import verify_github
+from engine.ingress.schemes import IncomingRequest
+from engine.store.models import Event
+from engine.store.rule_files import apply_paths
 from rules.schema import VerifySpec
 
 SECRETS = {
@@ -249,7 +249,7 @@ def test_github_documented_vector() -> None:
 def test_slack_documented_vector() -> None:
     # api.slack.com "Verifying requests from Slack": the example request, with the
     # timestamp check widened to accept the 2018 timestamp.
-    from engine.provider_schemes import verify_slack
+    from engine.ingress.providers import verify_slack
 
     body = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&"
             b"channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&"

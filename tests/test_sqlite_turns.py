@@ -1,4 +1,4 @@
-"""SQLite writers take turns (engine.sqlite_turns): a writer waits for the one before it
+"""SQLite writers take turns (engine.store.sqlite_turns): a writer waits for the one before it
 and starts the moment that one commits or rolls back; readers never wait; another
 process's turn is respected; and a stuck turn slows writes down but never stops them."""
 
@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from engine import sqlite_turns
-from engine.db import make_engine
+from engine.store.db import make_engine
+from engine.store.event_writer import sqlite_turns
 
 
 @pytest.fixture

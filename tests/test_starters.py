@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
-from engine.apply import apply_paths
-from engine.queries import get_event
-from engine.state import StateStore
+from engine.store.conversations import StateStore
+from engine.store.queries import get_event
+from engine.store.rule_files import apply_paths
 from tests.servers import Reply
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"
@@ -94,7 +94,7 @@ def step_statuses(info: dict) -> dict[str, str]:
 # -- dry runs ------------------------------------------------------------------------------
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    from web.cli import main
+    from cli.main import main
 
     for key in ("HOOKWISE_DATABASE_URL", "HOOKWISE_REDIS_URL", "HOOKWISE_SECRET_KEY"):
         monkeypatch.delenv(key, raising=False)

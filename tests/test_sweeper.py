@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from engine.apply import apply_paths
-from engine.models import Event, Execution, StepRun, utcnow
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.sweeper import sweep
+from engine.store.models import Event, Execution, StepRun, utcnow
+from engine.store.rule_files import apply_paths
+from engine.work.sweeper import sweep
 from tests.servers import free_port
 
 
@@ -77,7 +77,7 @@ def test_step_left_running_by_a_dead_worker_resumes_there(rt, client, tmp_path, 
 
 def test_sweeper_does_not_duplicate_events_still_queued(rt, client, tmp_path, sink, work):  # type: ignore[no-untyped-def]
     apply_paths(rt.catalog, [rule_file(tmp_path, sink)])
-    from engine import inbox
+    from engine.broker import inbox
 
     for _ in range(3):
         assert client.post("/hooks/s", json={}).status_code == 202

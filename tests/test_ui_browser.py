@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import expect
 
-from engine.apply import apply_paths
-from engine.queries import get_event
+from engine.store.queries import get_event
+from engine.store.rule_files import apply_paths
 from tests.servers import Reply
 
 RULE = """

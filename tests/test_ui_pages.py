@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine.accounts import setup_token
-from engine.apply import apply_paths
-from engine.queries import get_event
 from engine.runtime import Runtime
+from engine.store.accounts import setup_token
+from engine.store.queries import get_event
+from engine.store.rule_files import apply_paths
 from tests.conftest import USER_EMAIL, USER_PASSWORD
 from tests.servers import Reply
 

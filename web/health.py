@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from engine.db import ping
+from engine.store.db import ping
 from web.context import runtime
 
 bp = Blueprint("health", __name__)

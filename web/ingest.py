@@ -1,4 +1,4 @@
-"""``POST /hooks/<source>``: the WSGI request → ``engine.ingest`` → the WSGI answer.
+"""``POST /hooks/<source>``: the WSGI request → ``engine.ingress.ingest`` → the WSGI answer.
 
 Ingest is the hot path, so ``IngestEndpoint`` answers it as plain WSGI in front of
 Flask: no request context, routing, session or error-handler machinery runs for a
@@ -19,9 +19,9 @@ from urllib.parse import parse_qs
 from flask import Blueprint
 from werkzeug.wsgi import get_current_url, get_input_stream
 
-from engine.ingest import IngestResult, error, ingest
+from engine.ingress.ingest import IngestResult, error, ingest
+from engine.ingress.schemes import IncomingRequest
 from engine.runtime import Runtime
-from engine.signatures import IncomingRequest
 
 log = logging.getLogger(__name__)
 

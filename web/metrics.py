@@ -14,9 +14,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from engine import inbox
-from engine.models import Event, Execution, StepRun
+from engine.broker import inbox
 from engine.runtime import Runtime
+from engine.store.models import Event, Execution, StepRun
 from web.context import runtime
 
 bp = Blueprint("metrics", __name__)

@@ -91,7 +91,7 @@ def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 def own_tables() -> frozenset[str]:
     """Hookwise's own tables (and Alembic's), which a step on the default connection
     must not write: a rule could otherwise forge events, users or secrets."""
-    from engine.models import Event  # every table model shares its metadata
+    from engine.store.models import Event  # every table model shares its metadata
 
     return frozenset({*(t.name.lower() for t in Event.metadata.tables.values()),
                       "alembic_version"})

@@ -1,6 +1,6 @@
 """``reply`` steps: the HTTP answer to the webhook's caller (chatbots, slash commands).
 
-The rendered reply is published for the waiting ingest request (``engine.replies``);
+The rendered reply is published for the waiting ingest request (``engine.broker.replies``);
 the output's ``delivered`` says whether the caller got it.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import replies
 from engine.actions.base import StepContext
+from engine.broker import replies
 from engine.errors import PermanentActionError, TransientActionError
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.actions.base import StepContext
 from engine.errors import PermanentActionError
-from engine.state import StateStore
+from engine.store.conversations import StateStore
 
 
 def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:

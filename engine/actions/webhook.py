@@ -36,9 +36,9 @@ from typing import Any
 import httpx
 
 from engine.actions.base import StepContext
-from engine.egress import EgressRefused
 from engine.errors import PermanentActionError, TransientActionError
-from engine.signing import message_id, sign_standard
+from engine.outbound.egress import EgressRefused
+from engine.outbound.signing import message_id, sign_standard
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 300.0

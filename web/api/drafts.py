@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Response, jsonify
 
-from engine.dryrun import dry_run
-from engine.operations import backtest
-from engine.queries import get_event
-from engine.state import StateStore
+from engine.run.dryrun import dry_run
+from engine.run.replay import backtest
+from engine.store.conversations import StateStore
+from engine.store.queries import get_event
 from web.api.errors import body, not_found
 from web.api.models import BacktestOut, BacktestRequest, DryRunOut, RuleTestRequest
 from web.api.registry import operation

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from flask import Response, jsonify, request
 
-from engine.operations import Conflict, NotFound, replay_event
-from engine.queries import get_event, list_events
+from engine.run.replay import Conflict, NotFound, replay_event
+from engine.store.queries import get_event, list_events
 from rules.errors import PathError
 from web.api.errors import body, conflict, invalid_field, not_found, query
 from web.api.models import EventDetail, EventPage, EventQuery, ReplayIn, ReplayOut

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from engine.operations import Conflict, NotFound, retry_execution
-from engine.queries import get_execution, list_executions
+from engine.run.replay import Conflict, NotFound, retry_execution
+from engine.store.queries import get_execution, list_executions
 from web.api.errors import conflict, not_found, query
 from web.api.models import ExecutionDetail, ExecutionPage, ExecutionQuery, RetryOut
 from web.api.registry import operation

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from engine.models import EventStatus, ExecutionStatus, StepStatus
+from engine.store.models import EventStatus, ExecutionStatus, StepStatus
 from rules.schema import SourceSpec
 
 MAX_LIMIT = 200

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Response, jsonify, url_for
 
-from engine.apply import check_references
-from engine.models import Rule
-from engine.queries import Page, rule_activity
+from engine.store.models import Rule
+from engine.store.queries import Page, rule_activity
+from engine.store.rule_files import check_references
 from rules.errors import RuleValidationError
 from rules.schema import RuleSpec, parse_rule
 from web.api.errors import (

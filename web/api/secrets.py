@@ -6,8 +6,8 @@ import re
 
 from flask import Response, jsonify
 
-from engine.queries import Page
-from engine.secrets import NAME_PATTERN
+from engine.store.queries import Page
+from engine.store.secrets import NAME_PATTERN
 from web.api.errors import body, invalid_field, not_found, query
 from web.api.models import CatalogQuery, SecretList, SecretValue
 from web.api.registry import operation

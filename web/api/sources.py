@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Response, jsonify, request, url_for
 
-from engine.models import Source
-from engine.queries import Page
+from engine.store.models import Source
+from engine.store.queries import Page
 from rules.errors import RuleValidationError
 from rules.schema import SourceSpec, parse_source
 from web.api.errors import conflict, from_rule_errors, invalid_field, json_body, not_found, query

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Response, jsonify
 from redis.exceptions import RedisError
 
+from engine.broker.inbox import queue_depth
 from engine.errors import ConfigError
-from engine.inbox import queue_depth
-from engine.queries import counts, timeseries
 from engine.runtime import Runtime
+from engine.store.queries import counts, timeseries
 from web.api.models import StatsOut
 from web.api.registry import operation
 from web.context import runtime

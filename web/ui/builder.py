@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Flask, abort, render_template, request
 from jinja2 import TemplateNotFound
 
-from engine.catalog import spec_from_row
+from engine.store.catalog import spec_from_row
 from web.context import runtime
 
 bp = Blueprint("builder", __name__)

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import render_template
 
-from engine import inbox, queries
-from engine.models import EventStatus, ExecutionStatus
+from engine.broker import inbox
+from engine.store.event_writer import queries
+from engine.store.models import EventStatus, ExecutionStatus
 from web.context import runtime
 from web.ui import bp
 from web.ui.charts import status_bar, time_chart

@@ -11,10 +11,10 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
-from engine import queries
 from engine.errors import HookwiseError
-from engine.models import EventStatus, Execution, utcnow
-from engine.operations import Conflict, NotFound, replay_event, retry_execution
+from engine.run.replay import Conflict, NotFound, replay_event, retry_execution
+from engine.store.event_writer import queries
+from engine.store.models import EventStatus, Execution, utcnow
 from rules.errors import PathError
 from web.context import runtime
 from web.ui import bp, is_htmx

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, url_for
 
-from engine import queries
-from engine.models import Rule
+from engine.store.event_writer import queries
+from engine.store.models import Rule
 from rules.schema import parse_rule
 from web.context import runtime
 from web.ui import bp, is_htmx

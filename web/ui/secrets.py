@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from werkzeug.wrappers import Response
 
 from engine.errors import ConfigError
-from engine.models import Secret
+from engine.store.models import Secret
 from web.context import runtime
 from web.ui import bp
 

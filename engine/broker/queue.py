@@ -1,0 +1,102 @@
+"""RQ wiring: one queue, a JSON serializer, and job functions that take ids only.
+
+Jobs carry nothing but ids; the database holds everything else, so a lost job is
+recovered by re-queuing from the database (see ``engine.work.sweeper``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import redis
+from rq import Queue
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from engine.broker import liveness
+from engine.errors import QueueError
+
+PROCESS_EVENT = "engine.run.batch.process_event"
+RUN_EXECUTION = "engine.run.batch.run_execution"
+JOB_TIMEOUT_S = 600
+RESULT_TTL_S = 0  # results live in the database, not in Redis
+FAILURE_TTL_S = 7 * 24 * 3600
+
+
+def connect(url: str) -> redis.Redis:
+    """A Redis client with short timeouts, so a dead Redis fails fast instead of hanging."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+    )
+
+
+def make_queue(conn: redis.Redis, name: str) -> Queue:
+    return Queue(name, connection=conn, serializer=JSONSerializer, default_timeout=JOB_TIMEOUT_S)
+
+
+def event_job_id(event_id: str) -> str:
+    return f"event-{event_id}"
+
+
+def enqueue_event(queue: Queue, event_id: str) -> bool:
+    """Queue matching of a stored event, once: while a job for the event is queued or
+    running, another is refused atomically (answers False). A job that died (failed,
+    stopped) is replaced. Raises QueueError if Redis is unreachable."""
+    job_id = event_job_id(event_id)
+    try:
+        try:
+            queue.enqueue_call(
+                PROCESS_EVENT, args=(event_id,), job_id=job_id, unique=True,
+                result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
+                description=f"process {event_id}",
+            )
+            return True
+        except DuplicateJobError:
+            status, worker = _job_state(queue, job_id)
+            dead = status == JobStatus.STARTED and worker and not liveness.alive(
+                queue.connection, [worker])
+            if dead or status in (None, JobStatus.FAILED, JobStatus.STOPPED,
+                                  JobStatus.CANCELED, JobStatus.FINISHED):
+                queue.connection.delete(Job.key_for(job_id))
+                queue.enqueue_call(
+                    PROCESS_EVENT, args=(event_id,), job_id=job_id, unique=True,
+                    result_ttl=RESULT_TTL_S, failure_ttl=FAILURE_TTL_S,
+                )
+                return True
+            return False
+    except DuplicateJobError:
+        return False
+    except redis.RedisError as exc:
+        raise QueueError(f"could not queue event {event_id}: {exc}") from exc
+
+
+def _job_state(queue: Queue, job_id: str) -> tuple[JobStatus | None, str | None]:
+    """The job's status and the worker that took it (None, None when it is gone)."""
+    try:
+        job = Job.fetch(job_id, connection=queue.connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None, None
+    return job.get_status(refresh=False), job.worker_name
+
+
+def enqueue_execution(queue: Queue, execution_id: str, *, delay_s: float = 0) -> None:
+    """Queue (or schedule, after ``delay_s``) the next step(s) of an execution."""
+    try:
+        if delay_s > 0:
+            queue.enqueue_in(
+                timedelta(seconds=delay_s),
+                RUN_EXECUTION,
+                execution_id,
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+            )
+        else:
+            queue.enqueue_call(
+                RUN_EXECUTION,
+                args=(execution_id,),
+                result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+            )
+    except redis.RedisError as exc:
+        raise QueueError(f"could not queue execution {execution_id}: {exc}") from exc

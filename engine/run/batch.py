@@ -1,0 +1,178 @@
+"""RQ job functions. They take ids only and find everything else in the database.
+
+Both are safe to run twice: ``process_event`` claims the event with a conditional
+update in the same transaction that records the match, and ``run_execution`` resumes
+at the first unfinished step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlmodel import Session, select
+
+from engine import runtime
+from engine.broker import replies
+from engine.run.chain import ChainRunner
+from engine.store.event_writer import statements as sql
+from engine.store.models import (
+    Event,
+    EventStatus,
+    Execution,
+    ExecutionStatus,
+    StepRun,
+    StepStatus,
+    event_document,
+    new_id,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+TRACE_ALL_RULES = 200
+OPEN_EXECUTION = (ExecutionStatus.pending, ExecutionStatus.running)
+
+EXECUTION_COLUMNS = ("id", "event_id", "rule_name", "rule_version", "match_round", "status",
+                     "created_at", "updated_at")
+STEP_COLUMNS = ("execution_id", "position", "step_id", "type", "status", "attempts",
+                "started_at", "claimed_by")
+Created = tuple[Execution, list[StepRun], bool]  # bool: its first step is claimed already
+
+
+def process_event(event_id: str) -> dict[str, object]:
+    """Match a stored event against the rules and run each matching rule's chain."""
+    return process_events([event_id])[0]
+
+
+def process_events(event_ids: list[str],
+                   before_each: Callable[[], object] | None = None) -> list[dict[str, object]]:
+    """Match a batch of stored events in one read and one transaction, then run each
+    matching rule's chain (each step checkpointed on its own). ``before_each`` is called
+    before each event's chains run (the inbox drain refreshes its ownership there)."""
+    rt = runtime.current()
+    with Session(rt.db) as s:
+        found = {e.id: e for e in s.exec(
+            select(Event).where(Event.id.in_(event_ids)))}  # type: ignore[attr-defined]
+    answers: dict[str, dict[str, object]] = {}
+    fresh: list[Event] = []
+    runner = ChainRunner(rt)
+    for event_id in event_ids:
+        event = found.get(event_id)
+        if event is None:
+            log.warning("event %s not found", event_id)
+            answers[event_id] = {"event_id": event_id, "found": False}
+        elif event.status != EventStatus.pending:
+            # A duplicate job, or one re-queued after a crash: resume whatever is open.
+            answers[event_id] = _resume(rt, runner, event_id)
+        else:
+            fresh.append(event)
+    if fresh:
+        # A database error leaves the batch pending (the transaction rolls back) for the
+        # sweeper to retry; an event the matcher cannot handle is marked failed alone.
+        created = match_events(fresh)
+        for event in fresh:
+            execs = created.get(event.id)
+            if execs is None:  # another worker claimed it; it runs the chains and replies
+                answers[event.id] = {"event_id": event.id, "claimed_elsewhere": True}
+                continue
+            if before_each is not None:
+                before_each()
+            if not any(st.type == "reply" for _, steps, _ in execs for st in steps):
+                replies.no_reply_coming(rt, event.source, event.id)
+            for ex, steps, first_claimed in execs:  # what was just written: no re-reads
+                try:
+                    runner.run(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed)
+                except Exception:  # the batch's other chains go on; the sweeper resumes it
+                    log.exception("execution %s of event %s stopped", ex.id, event.id)
+            answers[event.id] = {"event_id": event.id,
+                                 "executions": [ex.id for ex, _, _ in execs]}
+    return [answers[i] for i in event_ids]
+
+
+def _resume(rt: runtime.Runtime, runner: ChainRunner, event_id: str) -> dict[str, object]:
+    with Session(rt.db) as s:
+        open_ids = list(s.exec(select(Execution.id).where(
+            Execution.event_id == event_id,
+            Execution.status.in_(OPEN_EXECUTION))))  # type: ignore[attr-defined]
+    for ex_id in open_ids:
+        runner.run(ex_id)
+    return {"event_id": event_id, "resumed": open_ids}
+
+
+def match_events(events: list[Event]) -> dict[str, list[Created]]:
+    """Record a MatchTrace for every rule looked at and an Execution (with its steps)
+    for every rule that matched — in the one transaction that claims the events. The
+    executions start as ``running``: this worker runs them next (if it dies first, the
+    sweeper re-queues its job). A first step that needs no decision first (no ``when``,
+    not a delay) is written already claimed by this worker, saving the claim's own
+    transaction. Answers the executions per event this call claimed; an event another
+    worker claimed first is left out."""
+    rt = runtime.current()
+    ruleset, versions = rt.catalog.ruleset()
+    now = utcnow()
+    traces: list[dict[str, object]] = []
+    ex_rows: list[dict[str, object]] = []
+    step_rows: list[dict[str, object]] = []
+    created: dict[str, list[Created]] = {}
+    with rt.db.begin() as conn:
+        for event in events:
+            # Explain every rule looked at while that is cheap; past TRACE_ALL_RULES rules
+            # for a source, only matching rules get a stored trace — why another rule did
+            # not fire is answered on demand (POST /api/v1/rules/test with the event_id,
+            # or the rule builder).
+            explain = ruleset.considered(event.source) <= TRACE_ALL_RULES
+            try:
+                results = ruleset.match(event_document(event), event.source,
+                                        explain_excluded=explain)
+            except Exception as exc:  # a bug: recorded on the event, the batch goes on
+                log.exception("matching event %s failed", event.id)
+                conn.execute(sql.FAIL_EVENT, {"k_id": event.id, "processed_at": now,
+                                              "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            claimed = conn.execute(sql.CLAIM_EVENT, {
+                "k_id": event.id, "processed_at": now,
+                "matched_count": sum(1 for r in results if r.matched)})
+            if not claimed.rowcount:
+                continue  # another worker matched it first
+            mine = created[event.id] = []
+            for r in results:
+                version = versions.get(r.rule.name, 0)
+                traces.append({"event_id": event.id, "match_round": event.match_round,
+                               "rule_name": r.rule.name, "rule_version": version,
+                               "matched": r.matched, "reason": r.reason, "trace": r.trace,
+                               "created_at": now})
+                if not r.matched:
+                    continue
+                # model_construct: these values need no validation (5x cheaper)
+                ex = Execution.model_construct(
+                    id=new_id("exe"), event_id=event.id, rule_name=r.rule.name,
+                    rule_version=version, match_round=event.match_round,
+                    status=ExecutionStatus.running, created_at=now, updated_at=now)
+                steps = [StepRun.model_construct(
+                            execution_id=ex.id, position=pos, step_id=step.id, type=step.type,
+                            status=StepStatus.pending, attempts=0)
+                         for pos, step in enumerate(r.rule.steps)]
+                first = r.rule.steps[0] if r.rule.steps else None
+                claim_first = first is not None and first.when is None and first.type != "delay"
+                ex_rows.append({c: getattr(ex, c) for c in EXECUTION_COLUMNS})
+                for st in steps:
+                    row = {c: getattr(st, c) for c in STEP_COLUMNS}
+                    if claim_first and st.position == 0:  # the row, not the object
+                        row.update(status=StepStatus.running, attempts=1, started_at=now,
+                                   claimed_by=rt.worker_name)
+                    step_rows.append(row)
+                mine.append((ex, steps, claim_first))
+        if traces:
+            conn.execute(sql.INSERT_TRACES, traces)
+        if ex_rows:
+            conn.execute(sql.INSERT_EXECUTIONS, ex_rows)
+        if step_rows:
+            conn.execute(sql.INSERT_STEPS, step_rows)
+    return created
+
+
+def run_execution(execution_id: str) -> str | None:
+    """Run (or resume) one execution's chain."""
+    status = ChainRunner(runtime.current()).run(execution_id)
+    return status.value if status else None

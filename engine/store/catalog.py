@@ -1,0 +1,240 @@
+"""Sources and rules: the stored specs, and compiled views cached by rule-set version.
+
+Every change to a source or rule bumps ``meta.ruleset_version`` in the same
+transaction. Processes keep the compiled RuleSet and the source table in memory and
+rebuild them only when that number moves, so no request or job parses a rule.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from engine.store.db import session_scope
+from engine.store.models import Meta, Rule, RuleRevision, Source, utcnow
+from rules.match import CompiledRule, RuleSet, compile_rule
+from rules.schema import RuleSpec, SourceSpec, dump_rule, dump_source, parse_rule, parse_source
+
+VERSION_KEY = "ruleset_version"
+SOURCE_CHECK_INTERVAL_S = 1.0  # ingest re-reads the version at most this often
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "source" | "rule"
+    name: str
+    action: str  # "created" | "updated" | "unchanged" | "deleted"
+
+
+def bump_version(session: Session) -> None:
+    res = session.execute(
+        update(Meta).where(Meta.key == VERSION_KEY)  # type: ignore[arg-type]
+        .values(value=Meta.value + 1)
+    )
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(Meta(key=VERSION_KEY, value=1))
+
+
+class Catalog:
+    """Read/write access to sources and rules, with compiled caches."""
+
+    def __init__(self, db: Engine):
+        self.db = db
+        self._lock = threading.Lock()
+        self._ruleset: RuleSet | None = None
+        self._rule_versions: dict[str, int] = {}
+        self._ruleset_checked = 0.0
+        self._sources: dict[str, SourceSpec] = {}
+        self._sources_version = -1
+        self._sources_checked = 0.0
+        self._revisions: dict[tuple[str, int], CompiledRule] = {}
+
+    # -- reading, cached ---------------------------------------------------------------
+    def version(self) -> int:
+        with self.db.connect() as conn:
+            v = conn.execute(
+                text("SELECT value FROM meta WHERE key = :k"), {"k": VERSION_KEY}
+            ).scalar()
+        return int(v or 0)
+
+    def ruleset(self) -> tuple[RuleSet, dict[str, int]]:
+        """The compiled rule set and each rule's stored version, from one snapshot;
+        rebuilt only when the rule-set version changed. The version is read at most once
+        per ``SOURCE_CHECK_INTERVAL_S`` (a change made elsewhere applies within that)."""
+        now = time.monotonic()
+        rs = self._ruleset
+        if rs is not None and now - self._ruleset_checked < SOURCE_CHECK_INTERVAL_S:
+            return rs, self._rule_versions
+        v = self.version()
+        self._ruleset_checked = now
+        if rs is not None and rs.version == v:
+            return rs, self._rule_versions
+        with self._lock:
+            if self._ruleset is None or self._ruleset.version != v:
+                with Session(self.db) as s:
+                    rows = s.exec(select(Rule)).all()
+                specs = [parse_rule(r.spec) for r in rows]
+                self._rule_versions = {r.name: r.version for r in rows}
+                self._ruleset = RuleSet(specs, version=v)
+            return self._ruleset, self._rule_versions
+
+    def source(self, slug: str) -> SourceSpec | None:
+        """A source's spec from an in-memory table refreshed when the version moves."""
+        now = time.monotonic()
+        if now - self._sources_checked >= SOURCE_CHECK_INTERVAL_S:
+            v = self.version()
+            if v != self._sources_version:
+                with Session(self.db) as s:
+                    rows = s.exec(select(Source)).all()
+                self._sources = {r.slug: parse_source(r.spec) for r in rows}
+                self._sources_version = v
+            self._sources_checked = now
+        return self._sources.get(slug)
+
+    def invalidate(self) -> None:
+        self._sources_checked = 0.0
+        self._ruleset_checked = 0.0
+        self._ruleset = None
+
+    def compiled_revision(self, name: str, version: int) -> CompiledRule:
+        """The exact rule version an execution was created with."""
+        key = (name, version)
+        hit = self._revisions.get(key)
+        if hit is not None:
+            return hit
+        with Session(self.db) as s:
+            row = s.exec(
+                select(RuleRevision).where(
+                    RuleRevision.rule_name == name, RuleRevision.version == version
+                )
+            ).first()
+        if row is None:
+            raise LookupError(f"rule {name!r} version {version} is not stored")
+        compiled = compile_rule(parse_rule(row.spec))
+        if len(self._revisions) > 4096:
+            self._revisions.clear()
+        self._revisions[key] = compiled
+        return compiled
+
+    # -- listing -----------------------------------------------------------------------
+    def list_sources(self) -> list[Source]:
+        with Session(self.db) as s:
+            return list(s.exec(select(Source).order_by(Source.slug)))
+
+    def list_rules(self) -> list[Rule]:
+        with Session(self.db) as s:
+            return list(s.exec(select(Rule).order_by(Rule.priority.desc(), Rule.name)))  # type: ignore[attr-defined]
+
+    def get_rule(self, name: str) -> Rule | None:
+        with Session(self.db) as s:
+            return s.exec(select(Rule).where(Rule.name == name)).first()
+
+    def get_source(self, slug: str) -> Source | None:
+        with Session(self.db) as s:
+            return s.exec(select(Source).where(Source.slug == slug)).first()
+
+    def revisions(self, name: str) -> list[RuleRevision]:
+        """Every stored version of a rule, newest first (kept after the rule is deleted)."""
+        with Session(self.db) as s:
+            return list(s.exec(
+                select(RuleRevision).where(RuleRevision.rule_name == name)
+                .order_by(RuleRevision.version.desc())  # type: ignore[attr-defined]
+            ))
+
+    # -- writing -------------------------------------------------------------------------
+    def save(self, sources: list[SourceSpec], rules: list[RuleSpec]) -> list[Change]:
+        """Upsert sources and rules in one transaction; unchanged ones are left alone."""
+        changes: list[Change] = []
+        with session_scope(self.db) as s:
+            for src in sources:
+                changes.append(self._upsert_source(s, src))
+            for rule in rules:
+                changes.append(self._upsert_rule(s, rule))
+            if any(c.action != "unchanged" for c in changes):
+                bump_version(s)
+        self.invalidate()
+        return changes
+
+    def delete_rule(self, name: str) -> bool:
+        return self._delete(select(Rule).where(Rule.name == name))
+
+    def delete_source(self, slug: str) -> bool:
+        return self._delete(select(Source).where(Source.slug == slug))
+
+    def _delete(self, query: Any) -> bool:
+        """Delete the row ``query`` finds (bumping the version); False if there is none."""
+        with session_scope(self.db) as s:
+            row = s.exec(query).first()
+            if row is None:
+                return False
+            s.delete(row)
+            bump_version(s)
+        self.invalidate()
+        return True
+
+    @staticmethod
+    def _upsert_source(s: Session, spec: SourceSpec) -> Change:
+        data = dump_source(spec)
+        row = s.exec(select(Source).where(Source.slug == spec.slug)).first()
+        if row is None:
+            s.add(Source(slug=spec.slug, spec=data))
+            return Change("source", spec.slug, "created")
+        if row.spec == data:
+            return Change("source", spec.slug, "unchanged")
+        row.spec = data
+        row.updated_at = utcnow()
+        s.add(row)
+        return Change("source", spec.slug, "updated")
+
+    @staticmethod
+    def _upsert_rule(s: Session, spec: RuleSpec) -> Change:
+        data = dump_rule(spec)
+        row = s.exec(select(Rule).where(Rule.name == spec.name)).first()
+        if row is None:
+            version = _next_revision(s, spec.name)
+            s.add(
+                Rule(
+                    name=spec.name,
+                    source=spec.source,
+                    enabled=spec.enabled,
+                    priority=spec.priority,
+                    version=version,
+                    spec=data,
+                )
+            )
+            s.add(RuleRevision(rule_name=spec.name, version=version, spec=data))
+            return Change("rule", spec.name, "created")
+        if row.spec == data:
+            return Change("rule", spec.name, "unchanged")
+        row.version = _next_revision(s, spec.name)
+        row.spec = data
+        row.source = spec.source
+        row.enabled = spec.enabled
+        row.priority = spec.priority
+        row.updated_at = utcnow()
+        s.add(row)
+        s.add(RuleRevision(rule_name=spec.name, version=row.version, spec=data))
+        return Change("rule", spec.name, "updated")
+
+
+def _next_revision(s: Session, name: str) -> int:
+    """Versions keep counting across delete and re-create, so revisions stay unique."""
+    last = s.exec(
+        select(RuleRevision.version)
+        .where(RuleRevision.rule_name == name)
+        .order_by(RuleRevision.version.desc())  # type: ignore[attr-defined]
+    ).first()
+    return (last or 0) + 1
+
+
+def spec_from_row(row: Rule | Source) -> dict[str, Any]:
+    return dict(row.spec)
+
+
+__all__ = ["Catalog", "Change", "parse_rule", "parse_source"]

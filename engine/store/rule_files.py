@@ -1,0 +1,116 @@
+"""``hookwise apply`` and ``hookwise export``: rules as YAML files under version control.
+
+Apply validates every file before it writes anything: one broken file applies nothing,
+and the error names the file, the rule, the field and the reason. Applying the same
+files twice changes nothing; export writes files that apply back to the same state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from engine.store.catalog import Catalog, Change
+from rules.errors import FieldError, RuleValidationError
+from rules.schema import RuleSpec, SourceSpec, dump_rule, dump_source, load_rule_file
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def expand(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named, plus every *.yaml / *.yml below folders named (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.suffix in YAML_SUFFIXES))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise RuleValidationError([FieldError(loc="", message="no such file", file=str(p))])
+    return out
+
+
+def load(paths: Iterable[str | Path]) -> tuple[list[SourceSpec], list[RuleSpec]]:
+    """Parse and validate files; raise RuleValidationError listing every problem."""
+    sources: dict[str, tuple[SourceSpec, str]] = {}
+    rules: dict[str, tuple[RuleSpec, str]] = {}
+    errors: list[FieldError] = []
+    for f in expand(paths):
+        try:
+            doc = load_rule_file(f)
+        except RuleValidationError as exc:
+            errors.extend(exc.errors)
+            continue
+        for s in doc.sources:
+            if s.slug in sources and sources[s.slug][1] != str(f):
+                errors.append(FieldError("slug", f"source also defined in {sources[s.slug][1]}",
+                                         str(f), f"source '{s.slug}'"))
+            sources[s.slug] = (s, str(f))
+        for r in doc.rules:
+            if r.name in rules and rules[r.name][1] != str(f):
+                errors.append(FieldError("name", f"rule also defined in {rules[r.name][1]}",
+                                         str(f), f"rule '{r.name}'"))
+            rules[r.name] = (r, str(f))
+    if errors:
+        raise RuleValidationError(errors)
+    return [s for s, _ in sources.values()], [r for r, _ in rules.values()]
+
+
+def check_references(catalog: Catalog, sources: list[SourceSpec], rules: list[RuleSpec],
+                     files: dict[str, str] | None = None) -> None:
+    known = {s.slug for s in sources} | {s.slug for s in catalog.list_sources()}
+    errors = [
+        FieldError("source", f"no source named {r.source!r} (define it under sources:)",
+                   (files or {}).get(r.name), f"rule '{r.name}'", r.source)
+        for r in rules
+        if r.source != "*" and r.source not in known
+    ]
+    if errors:
+        raise RuleValidationError(errors)
+
+
+def apply_paths(catalog: Catalog, paths: Iterable[str | Path]) -> list[Change]:
+    paths = list(paths)
+    sources, rules = load(paths)
+    check_references(catalog, sources, rules)
+    return catalog.save(sources, rules)
+
+
+def export_documents(catalog: Catalog) -> dict[str, dict]:
+    """``{relative file name: document}``: one sources file, one file per rule."""
+    docs: dict[str, dict] = {}
+    srcs = [r.spec for r in catalog.list_sources()]
+    if srcs:
+        docs["sources.yaml"] = {"sources": srcs}
+    for row in catalog.list_rules():
+        docs[f"rules/{row.name}.yaml"] = {"rules": [row.spec]}
+    return docs
+
+
+def to_yaml(doc: dict) -> str:
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def export(catalog: Catalog, directory: str | Path | None) -> list[Path] | str:
+    """Write every source and rule as YAML into ``directory``; without one, return a
+    single YAML document with everything."""
+    docs = export_documents(catalog)
+    if directory is None:
+        merged = {
+            "sources": [s for d in docs.values() for s in d.get("sources", [])],
+            "rules": [r for d in docs.values() for r in d.get("rules", [])],
+        }
+        return to_yaml(merged)
+    base = Path(directory)
+    written = []
+    for name, doc in docs.items():
+        path = base / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(to_yaml(doc))
+        written.append(path)
+    return written
+
+
+__all__ = ["apply_paths", "dump_rule", "dump_source", "export", "load"]

@@ -1,0 +1,193 @@
+"""The sweeper: the database is the record, so work Redis lost is found there.
+
+It re-queues (1) jobs that a dead worker had started (its heartbeat, see
+``engine.broker.liveness``, expired), (2) events still ``pending`` some seconds after they were
+stored (the enqueue failed, or Redis lost the job), (3) steps left ``running`` by a dead
+worker, or for longer than a job may run — the attempt counts, and the chain resumes at
+that step — and (4) open executions with nothing in flight (a lost scheduled retry).
+Every job it queues is safe to run twice. Workers run it every few seconds under a
+Redis lock, so one sweep happens at a time however many workers there are.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+from sqlalchemy import and_, or_, select, update
+
+from engine.broker import inbox, liveness
+from engine.broker.queue import (
+    JOB_TIMEOUT_S,
+    PROCESS_EVENT,
+    RUN_EXECUTION,
+    enqueue_event,
+    enqueue_execution,
+)
+from engine.errors import QueueError
+from engine.runtime import Runtime
+from engine.store.models import (
+    Event,
+    EventStatus,
+    Execution,
+    ExecutionStatus,
+    StepRun,
+    StepStatus,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+PENDING_EVENT_AFTER_S = 30.0
+STALE_RUNNING_AFTER_S = JOB_TIMEOUT_S + 60.0
+OVERDUE_WAITING_AFTER_S = 60.0
+IDLE_EXECUTION_AFTER_S = 60.0
+SWEEP_INTERVAL_S = 5.0
+DEAD_GRACE_S = 2.0  # a step claimed this recently may belong to a worker just starting
+BATCH = 500
+LOCK_KEY = "hookwise:sweeper"
+
+
+@dataclass
+class SweepReport:
+    events: int = 0
+    stale_steps: int = 0
+    executions: int = 0
+    orphan_jobs: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.events + self.stale_steps + self.executions + self.orphan_jobs
+
+
+def requeue_orphans(rt: Runtime) -> int:
+    """Jobs that a now-dead worker had started: remove them and queue them again (the
+    job functions resume where the database says the work stands)."""
+    registry = StartedJobRegistry(queue=rt.queue)
+    jobs = []
+    for job_id in registry.get_job_ids(cleanup=False):
+        try:
+            job = Job.fetch(job_id, connection=rt.redis, serializer=JSONSerializer)
+        except NoSuchJobError:
+            continue
+        if job.get_status(refresh=False) == JobStatus.STARTED and job.worker_name:
+            jobs.append(job)
+    living = liveness.alive(rt.redis, (j.worker_name for j in jobs if j.worker_name))
+    n = 0
+    for job in jobs:
+        if job.worker_name in living:
+            continue
+        func, args = job.func_name, list(job.args)
+        registry.remove_executions(job)
+        job.delete()
+        if func == PROCESS_EVENT:
+            enqueue_event(rt.queue, args[0])
+        elif func == RUN_EXECUTION:
+            enqueue_execution(rt.queue, args[0])
+        elif func == inbox.DRAIN:  # its owner is dead: take over its flag
+            rt.redis.set(inbox.flag_key(rt.queue.name, args[0]), "1", ex=inbox.FLAG_TTL_S)
+            inbox.start_drain(rt.queue, args[0])
+        n += 1
+    return n
+
+
+def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
+          stale_after_s: float = STALE_RUNNING_AFTER_S,
+          overdue_after_s: float = OVERDUE_WAITING_AFTER_S,
+          idle_after_s: float = IDLE_EXECUTION_AFTER_S) -> SweepReport:
+    """One pass. Raises QueueError when Redis is still unreachable (nothing is lost:
+    the rows stay as they are for the next pass)."""
+    now = utcnow()
+    report = SweepReport(orphan_jobs=requeue_orphans(rt))
+    events = Event.__table__  # type: ignore[attr-defined]
+    steps = StepRun.__table__  # type: ignore[attr-defined]
+    execs = Execution.__table__  # type: ignore[attr-defined]
+    with rt.db.connect() as conn:
+        pending = conn.execute(
+            select(events.c.id).where(
+                events.c.status == EventStatus.pending.value,
+                events.c.received_at < now - timedelta(seconds=pending_after_s),
+            ).order_by(events.c.received_at).limit(BATCH)
+        ).scalars().all()
+    waiting = inbox.pending_ids(rt.redis, rt.queue.name) if pending else set()
+    for event_id in pending:
+        if event_id not in waiting:  # an id in the inbox will be drained
+            report.events += enqueue_event(rt.queue, event_id)  # False: still queued
+    for shard in inbox.undrained_shards(rt.redis, rt.queue.name):
+        if rt.redis.set(inbox.flag_key(rt.queue.name, shard), "1", nx=True,
+                        ex=inbox.FLAG_TTL_S):
+            inbox.start_drain(rt.queue, shard)
+
+    # Steps whose worker died mid-step (its heartbeat is gone, or the step has run far
+    # longer than a job may): make them retryable now (the attempt counts).
+    with rt.db.begin() as conn:
+        running = conn.execute(
+            select(steps.c.id, steps.c.execution_id, steps.c.claimed_by, steps.c.started_at)
+            .where(steps.c.status == StepStatus.running.value).limit(BATCH)
+        ).all()
+        living = liveness.alive(rt.redis, (r.claimed_by for r in running if r.claimed_by))
+        too_old = now - timedelta(seconds=stale_after_s)
+        stale = [
+            (r.id, r.execution_id) for r in running
+            if (r.claimed_by and r.claimed_by not in living
+                and r.started_at < now - timedelta(seconds=DEAD_GRACE_S))
+            or r.started_at < too_old
+        ]
+        for step_id, _ in stale:
+            conn.execute(
+                update(steps).where(steps.c.id == step_id,
+                                    steps.c.status == StepStatus.running.value)
+                .values(status=StepStatus.waiting.value, next_attempt_at=now,
+                        error="worker stopped during this step; resumed by the sweeper")
+            )
+    report.stale_steps = len(stale)
+
+    # Open executions with nothing scheduled soon: the job that should carry them is lost.
+    open_statuses = [ExecutionStatus.pending.value, ExecutionStatus.running.value,
+                     ExecutionStatus.waiting.value]
+    in_flight = select(steps.c.execution_id).where(or_(
+        steps.c.status == StepStatus.running.value,
+        and_(steps.c.status == StepStatus.waiting.value,
+             steps.c.next_attempt_at > now - timedelta(seconds=overdue_after_s)),
+    ))
+    with rt.db.connect() as conn:
+        idle = conn.execute(
+            select(execs.c.id).where(
+                execs.c.status.in_(open_statuses),
+                execs.c.updated_at < now - timedelta(seconds=idle_after_s),
+                execs.c.id.not_in(in_flight),
+            ).limit(BATCH)
+        ).scalars().all()
+    ids = {eid for _, eid in stale} | set(idle)
+    for ex_id in sorted(ids):
+        enqueue_execution(rt.queue, ex_id)
+    report.executions = len(ids)
+    return report
+
+
+def start_background(rt: Runtime, interval_s: float = SWEEP_INTERVAL_S) -> threading.Event:
+    """Sweep every ``interval_s`` in a daemon thread, one process at a time (Redis
+    lock). Set the returned event to stop."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            try:
+                if not rt.redis.set(LOCK_KEY, "1", nx=True, ex=max(int(interval_s) - 1, 1)):
+                    continue
+                report = sweep(rt)
+                if report.total:
+                    log.warning("sweeper re-queued %s", report)
+            except QueueError as exc:
+                log.warning("sweeper: %s", exc)
+            except Exception:
+                log.exception("sweeper pass failed")
+
+    threading.Thread(target=loop, name="hookwise-sweeper", daemon=True).start()
+    return stop

@@ -1,0 +1,132 @@
+"""A Hookwise worker: an RQ worker that does not fork per job.
+
+It builds its Runtime once (database engine, HTTP pools, rule cache) and runs jobs in
+process (``SimpleWorker``), with RQ's scheduler for delayed steps and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import redis
+from rq import SimpleWorker
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+
+from engine import runtime
+from engine.broker import liveness
+from engine.runtime import Runtime
+from engine.work import sweeper
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_INTERVAL_S = 1  # whole seconds: RQ derives its lock TTL from it
+LOCK_RETRY_S = 15.0  # a dead worker's scheduler lock lapses after ~60 s
+RESTART_AFTER_S = (0.5, 5.0)  # first and longest pause before the loop starts again
+
+
+class HookwiseWorker(SimpleWorker):
+    """RQ's in-process worker, told apart from its own stop: RQ's loop also ends when
+    Redis vanishes in the middle of a job's bookkeeping, and that must not end the
+    process. Its reconnect back-off is capped low so an outage costs seconds."""
+
+    max_connection_wait_time = 5.0
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.stop_requested = False
+
+    def request_stop(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
+        self.stop_requested = True
+        super().request_stop(signum, frame)
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        except redis.RedisError:  # cannot say goodbye to Redis: at least stop listening
+            if self.pubsub_thread:
+                self.pubsub_thread.stop()
+                self.pubsub_thread.join(timeout=1)
+
+
+def make_worker(rt: Runtime, *, name: str | None = None) -> HookwiseWorker:
+    runtime.install(rt)
+    worker = HookwiseWorker(
+        [rt.queue], connection=rt.redis, serializer=JSONSerializer, name=name,
+        maintenance_interval=60,
+    )
+    rt.worker_name = worker.name
+    return worker
+
+
+def start_scheduler(rt: Runtime) -> threading.Event:
+    """RQ's scheduler (moves due retries and delays onto the queue) as a daemon thread of
+    this process — RQ's own forks a child process that outlives a SIGKILLed worker. One
+    worker at a time holds the queue's scheduler lock; the others retry for it."""
+    sched = RQScheduler([rt.queue], connection=rt.redis, serializer=JSONSerializer,
+                        interval=SCHEDULER_INTERVAL_S)
+    stop = threading.Event()
+
+    def loop() -> None:
+        last_try = 0.0
+        while not stop.wait(SCHEDULER_INTERVAL_S):
+            try:
+                if not sched.acquired_locks and time.monotonic() - last_try > LOCK_RETRY_S:
+                    last_try = time.monotonic()
+                    sched.acquire_locks()
+                if sched.acquired_locks:
+                    sched.heartbeat()
+                    sched.enqueue_scheduled_jobs()
+            except Exception as exc:  # Redis away: try again next tick
+                log.warning("scheduler: %s", exc)
+        try:
+            sched.release_locks()
+        except Exception:
+            pass
+
+    threading.Thread(target=loop, name="hookwise-scheduler", daemon=True).start()
+    return stop
+
+
+def run_worker(rt: Runtime, *, burst: bool = False, with_scheduler: bool = True,
+               logging_level: str = "WARNING") -> bool:
+    """Work until stopped (or, with ``burst``, until the queue is empty).
+
+    A Redis outage never ends a long-running worker: RQ's loop quits on an error it did
+    not expect (Redis gone while it records a job's end, or at start), so the loop is
+    started again, under a new name, once Redis answers. The job that was cut off is
+    re-queued by the sweeper when the old name's heartbeat lapses."""
+    stops = []
+    if not burst:
+        stops.append(sweeper.start_background(rt))
+        if with_scheduler:
+            stops.append(start_scheduler(rt))
+    pause = RESTART_AFTER_S[0]
+    try:
+        while True:
+            worker: HookwiseWorker | None = None
+            beat: threading.Event | None = None
+            did_work = False
+            try:
+                worker = make_worker(rt)  # registers with Redis
+                beat = liveness.start_heartbeat(rt.redis, worker.name)
+                did_work = worker.work(burst=burst, with_scheduler=burst and with_scheduler,
+                                       logging_level=logging_level)
+            except redis.RedisError as exc:
+                log.warning("worker: Redis failed: %s", exc)
+            finally:
+                if beat is not None:
+                    beat.set()
+            if burst or (worker is not None and worker.stop_requested):
+                return did_work
+            log.warning("worker: its loop ended without a stop request; starting again "
+                        "in %.1f s", pause)
+            time.sleep(pause)
+            if worker is not None and worker.stop_requested:  # a signal in the pause
+                return did_work
+            pause = min(pause * 2, RESTART_AFTER_S[1])
+    finally:
+        for stop in stops:
+            stop.set()

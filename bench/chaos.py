@@ -149,7 +149,7 @@ class Sink:
 
 def hookwise(args: list[str], env: dict[str, str], logfile: Path) -> subprocess.Popen[bytes]:
     out = open(logfile, "ab")  # noqa: SIM115 - the child keeps it
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "cli", *args], env=env, cwd=ROOT,
                             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         (tmp / "rule.yaml").write_text(RULE.format(port=sink.port, timeout=STEP_TIMEOUT_S))
         for cmd in (["db", "upgrade"], ["apply", str(tmp / "rule.yaml")]):
-            subprocess.run([sys.executable, "-m", "cli.main", *cmd], env=env, cwd=ROOT,
+            subprocess.run([sys.executable, "-m", "cli", *cmd], env=env, cwd=ROOT,
                            check=True, capture_output=True)
         port = free_port()
         web = hookwise(["web", "--port", str(port), "--workers", str(args.web_workers),

@@ -94,7 +94,7 @@ def make_rule(i: int, rng: random.Random, types: list[str], accounts: int,
 
 def make_event(i: int, rng: random.Random, types: list[str], accounts: int,
                ) -> dict[str, Any]:
-    from rules.match import build_event_document
+    from rules.document import build_event_document
 
     t = rng.choice(types) if rng.random() < 0.9 else f"unknown.{i % 7}"
     body = {

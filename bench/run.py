@@ -191,7 +191,7 @@ class Stack:
         self.env = env
         rules = self.tmp / "rules.yaml"
         rules.write_text(RULES_YAML.format(source=SOURCE, sink_port=sink_port or 9))
-        subprocess.run([sys.executable, "-m", "cli.main", "apply", str(rules)], env=env,
+        subprocess.run([sys.executable, "-m", "cli", "apply", str(rules)], env=env,
                        cwd=ROOT, check=True, capture_output=True)
 
     def spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
@@ -205,7 +205,7 @@ class Stack:
         under gunicorn sync."""
         if cfg["class"] in ("granian", "gthread"):
             server = "granian" if cfg["class"] == "granian" else "gunicorn"
-            cmd = [sys.executable, "-m", "cli.main", "web", "--server", server,
+            cmd = [sys.executable, "-m", "cli", "web", "--server", server,
                    "--port", str(port), "--workers", str(cfg["workers"]),
                    "--threads", str(cfg["threads"]), "--no-migrate"]
         else:
@@ -215,7 +215,7 @@ class Stack:
         return p
 
     def worker(self) -> subprocess.Popen[bytes]:
-        return self.spawn([sys.executable, "-m", "cli.main", "worker"])
+        return self.spawn([sys.executable, "-m", "cli", "worker"])
 
     def stop(self, p: subprocess.Popen[bytes]) -> None:
         if p.poll() is None:
@@ -526,7 +526,7 @@ def stage_one_process(args: argparse.Namespace) -> dict[str, Any]:
     path = f"/hooks/{SOURCE}"
     try:
         port = free_port()
-        proc = stack.spawn([sys.executable, "-m", "cli.main", "worker", "--web",
+        proc = stack.spawn([sys.executable, "-m", "cli", "worker", "--web",
                             f"127.0.0.1:{port}"])
         wait_http(port, proc=proc)
         load.burst(port, path, 50, 4, body_fn)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 import click
 
+from cli.common import hookwise_command
 from engine.broker.embedded import EmbeddedRedis
 from engine.settings import Settings
 
@@ -29,7 +29,7 @@ RESTART_BACKOFF_S = 1.0
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     # A session of its own: the terminal's Ctrl-C reaches only us, and we stop the
     # children in order.
-    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env,
+    return subprocess.Popen(hookwise_command(*args), env=env,
                             start_new_session=True)
 
 

@@ -15,8 +15,9 @@ from slack_sdk.signature import SignatureVerifier
 from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
+from engine.ids import utcnow
 from engine.store.conversations import StateStore
-from engine.store.models import ConversationState, utcnow
+from engine.store.models import ConversationState
 from engine.store.queries import get_event
 from tests.servers import Recorded, Reply
 from tests.test_starters import apply_starter, run_event, sample, set_secrets, step_statuses

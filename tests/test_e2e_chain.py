@@ -138,7 +138,7 @@ def test_duplicate_delivery_is_answered_and_runs_once(shop, client, work, sink, 
 
 
 def test_job_run_twice_does_not_repeat_finished_steps(shop, client, work, sink, rt):  # type: ignore[no-untyped-def]
-    from engine.run.batch import process_event
+    from engine.work.jobs import process_event
 
     resp = post(client, {"type": "order.paid", "id": "o-4", "total": 300, "email": "e@f.test"})
     work()
@@ -204,7 +204,7 @@ rules:
     assert [r.path for r in sink.requests] == ["/missing"]
 
 
-def test_a_chain_that_crashes_does_not_hold_up_the_rest_of_its_batch(forwarded, sink,  # type: ignore[no-untyped-def]
+def test_a_chain_that_crashes_does_not_hold_up_the_rest_of_its_batch(rt, forwarded, sink,  # type: ignore[no-untyped-def]
                                                                        monkeypatch):
     """A drained batch runs its events' chains one after another: an unexpected error in
     one (a bug, not a step failure) is logged and the others still run."""
@@ -222,6 +222,6 @@ def test_a_chain_that_crashes_does_not_hold_up_the_rest_of_its_batch(forwarded, 
         return real_run(self, execution_id, **kwargs)
 
     monkeypatch.setattr(ChainRunner, "run", crashing_once)
-    answers = process_events(ids)
+    answers = process_events(rt, ids)
     assert len(calls) == 3 and [len(a["executions"]) for a in answers] == [1, 1, 1]
     assert sorted(int(r.json()["n"]) for r in sink.requests) == [1, 2]  # the other two ran

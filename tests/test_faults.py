@@ -28,7 +28,7 @@ rules:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "cli.main", "worker"],
+    return subprocess.Popen([sys.executable, "-m", "cli", "worker"],
                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 

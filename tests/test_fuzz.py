@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from engine.errors import VerificationError
 from engine.ingress.parsing import BodyError, UnsupportedMediaType, parse_body
-from engine.ingress.schemes import IncomingRequest, verify
+from engine.ingress.schemes import IncomingRequest
+from engine.ingress.verify import verify
+from rules.compiled import compile_rule
 from rules.errors import RuleValidationError
-from rules.match import compile_rule
 from rules.schema import VerifySpec, parse_rule_file
 
 FAST = settings(max_examples=80, deadline=None,

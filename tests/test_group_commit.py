@@ -14,8 +14,8 @@ from sqlalchemy import create_engine, text
 
 from engine.broker import inbox
 from engine.errors import StorageError
+from engine.ids import new_id, utcnow
 from engine.store.event_writer import DuplicateEvent, EventWriter
-from engine.store.models import new_id, utcnow
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

@@ -1,10 +1,11 @@
-"""The inbox's drain jobs (engine/inbox.py) on a real Redis and database."""
+"""The inbox's drain jobs (engine/broker/inbox.py, engine/work/drain.py) on a real Redis and database."""
 
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
 from engine.broker import inbox
+from engine.work.drain import drain
 from engine.store.models import Event
 
 
@@ -17,7 +18,7 @@ def test_one_drain_job_takes_the_other_shards_work_too(rt, forwarded, sink, work
     assert len(shards) >= 2  # 24 random ids in one of 4 shards: ~1e-14
     first = inbox.shard_of(ids[0])
 
-    assert inbox.drain(rt, first) == 24  # this one job did every shard's events
+    assert drain(rt, first) == 24  # this one job did every shard's events
     assert inbox.depth(rt.redis, rt.queue.name) == 0
     assert sorted(int(r.json()["n"]) for r in sink.wait_for(24)) == list(range(24))
 

@@ -9,14 +9,10 @@ from typing import Any
 
 import pytest
 
+from rules.compiled import CompiledRule, compile_rule
 from rules.conditions import compile_condition
-from rules.match import (
-    CompiledRule,
-    MatchResult,
-    RuleSet,
-    build_event_document,
-    compile_rule,
-)
+from rules.document import build_event_document
+from rules.match import MatchResult, RuleSet
 from rules.schema import RuleSpec, load_rule_file, parse_rule
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"

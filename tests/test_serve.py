@@ -43,7 +43,7 @@ def clean_env(tmp: Path) -> dict[str, str]:
 
 
 def hookwise(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -67,7 +67,7 @@ def python_children(pid: int) -> list[str]:
     for tid in os.listdir(f"/proc/{pid}/task"):
         kids += Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
     cmds = [Path(f"/proc/{k}/cmdline").read_bytes().replace(b"\0", b" ").decode() for k in kids]
-    return [c for c in cmds if "cli.main" in c]
+    return [c for c in cmds if " -m cli " in c]
 
 
 @pytest.mark.parametrize("one_process", [False, True], ids=["processes", "one-process"])
@@ -76,7 +76,7 @@ def test_serve_from_an_empty_directory(tmp_path: Path, one_process: bool) -> Non
     port = free_port()
     with HttpSink() as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "1",
+            [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", "1",
              *(["--one-process"] if one_process else [])],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
@@ -125,7 +125,7 @@ def test_web_ingests_and_stops_cleanly(tmp_path: Path, redis_url: str, server: s
     assert hookwise("apply", "s.yaml", cwd=tmp_path, env=env).returncode == 0
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "web", "--server", server, "--port", str(port),
+        [sys.executable, "-m", "cli", "web", "--server", server, "--port", str(port),
          "--workers", "2", "--threads", "4", "--no-migrate"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,

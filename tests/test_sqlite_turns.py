@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from engine.store import sqlite_turns
 from engine.store.db import make_engine
-from engine.store.event_writer import sqlite_turns
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from engine.ids import utcnow
 from engine.runtime import Runtime
 from engine.settings import Settings
-from engine.store.models import Event, Execution, StepRun, utcnow
+from engine.store.models import Event, Execution, StepRun
 from engine.store.rule_files import apply_paths
 from engine.work.sweeper import sweep
 from tests.servers import free_port

@@ -17,18 +17,14 @@ died), drain jobs of dead workers, and shards with ids but no drainer.
 from __future__ import annotations
 
 import logging
-import time
 import zlib
-from typing import TYPE_CHECKING
 
 import redis
 from rq import Queue
 
+from engine.broker.jobs import DRAIN_INBOX
 from engine.errors import QueueError
-from engine.store.models import new_id
-
-if TYPE_CHECKING:
-    from engine.runtime import Runtime
+from engine.ids import new_id
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +33,6 @@ BATCH = 10  # small: ids popped but not yet processed are invisible to the sweep
 FLAG_TTL_S = 30  # a drain job that dies stops refreshing it; the sweeper takes over
 FLAG_REFRESH_S = 5.0  # while chains run: well inside the TTL
 DRAIN_FOR_S = 5.0  # then hand over to a fresh job, so workers take turns between shards
-DRAIN = "engine.broker.inbox.drain_inbox"
 
 
 def inbox_key(queue: str, shard: int) -> str:
@@ -74,7 +69,7 @@ def push_many(queue: Queue, event_ids: list[str]) -> None:
 def start_drain(queue: Queue, shard: int) -> None:
     """Enqueue a drain job for the shard. Only the holder of the shard's flag calls this
     (the flag, won with SET NX, is the one mutex), so each job gets a fresh id."""
-    queue.enqueue_call(DRAIN, args=(shard,), job_id=f"drain-{queue.name}-{new_id('d')}",
+    queue.enqueue_call(DRAIN_INBOX, args=(shard,), job_id=f"drain-{queue.name}-{new_id('d')}",
                        result_ttl=0, failure_ttl=3600, description=f"drain inbox shard {shard}")
 
 
@@ -112,48 +107,6 @@ def undrained_shards(conn: redis.Redis, queue: str) -> list[int]:
     return [s for s in range(SHARDS) if res[2 * s] and not res[2 * s + 1]]
 
 
-def drain(rt: Runtime, shard: int) -> int:
-    """Process the shard's events until it is empty (or DRAIN_FOR_S passed)."""
-    from engine.run.batch import process_events
-
-    conn, name = rt.redis, rt.queue.name
-    inbox, flag = inbox_key(name, shard), flag_key(name, shard)
-    done = 0
-    started = time.monotonic()
-    while True:
-        if time.monotonic() - started > DRAIN_FOR_S:
-            # hand over while still holding the flag: the successor refreshes it
-            conn.set(flag, "1", ex=FLAG_TTL_S)
-            start_drain(rt.queue, shard)
-            return done
-        conn.set(flag, "1", ex=FLAG_TTL_S)
-        ids: list[bytes] = conn.lpop(inbox, BATCH) or []  # type: ignore[assignment]
-        if not ids:
-            ids = steal(conn, name, shard)
-        if not ids:
-            conn.delete(flag)
-            # An id pushed after our pop but before the delete saw the flag set and
-            # started no drainer: take the flag back if nobody else has (a pusher that
-            # won it started a fresh drain job).
-            if conn.llen(inbox) and conn.set(flag, "1", nx=True, ex=FLAG_TTL_S):
-                continue
-            return done
-        batch = [raw.decode() for raw in ids]
-        refreshed = time.monotonic()
-
-        def keep_flag() -> None:  # chains run inline: keep the shard while they do
-            nonlocal refreshed
-            if time.monotonic() - refreshed > FLAG_REFRESH_S:  # not a round trip per event
-                conn.set(flag, "1", ex=FLAG_TTL_S)
-                refreshed = time.monotonic()
-
-        try:
-            process_events(batch, before_each=keep_flag)
-        except Exception:  # recorded on the events; the sweeper retries what is open
-            log.exception("events %s failed in the drain", batch)
-        done += len(batch)
-
-
 def steal(conn: redis.Redis, queue: str, shard: int) -> list[bytes]:
     """A batch from the fullest other shard. A drain job whose own shard is empty takes
     work from the others rather than ending, so one worker does not pay a job's start
@@ -169,10 +122,3 @@ def steal(conn: redis.Redis, queue: str, shard: int) -> list[bytes]:
     if not fullest[0]:
         return []
     return conn.lpop(inbox_key(queue, fullest[1]), BATCH) or []  # type: ignore[return-value]
-
-
-def drain_inbox(shard: int) -> int:
-    """RQ job: drain one inbox shard."""
-    from engine import runtime
-
-    return drain(runtime.current(), shard)

@@ -15,10 +15,9 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from engine.broker import liveness
+from engine.broker.jobs import PROCESS_EVENT, RUN_EXECUTION
 from engine.errors import QueueError
 
-PROCESS_EVENT = "engine.run.batch.process_event"
-RUN_EXECUTION = "engine.run.batch.run_execution"
 JOB_TIMEOUT_S = 600
 RESULT_TTL_S = 0  # results live in the database, not in Redis
 FAILURE_TTL_S = 7 * 24 * 3600

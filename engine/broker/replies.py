@@ -7,7 +7,8 @@ knows whether its answer was delivered (``steps.<id>.delivered``); one published
 the caller gave up is refused, and a later step can post the answer elsewhere (Slack's
 ``response_url``). When no matching rule can reply any more (none has a reply step, or
 its chain ended before the reply), the worker publishes a *no reply* marker so the
-caller gets the fallback at once instead of waiting out the deadline.
+caller gets the fallback at once instead of waiting out the deadline (when that is
+the case is decided in ``engine.run.release``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
-
-if TYPE_CHECKING:
-    from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +97,3 @@ def publish(conn: redis.Redis, event_id: str, reply: dict[str, Any]) -> bool:
 def publish_no_reply(conn: redis.Redis, event_id: str) -> None:
     """Tell a waiting caller that no reply will come (it answers the fallback now)."""
     publish(conn, event_id, {NO_REPLY: True})
-
-
-def no_reply_coming(rt: Runtime, source_slug: str, event_id: str) -> None:
-    """If the caller of a reply-mode source waits, tell it no reply will come."""
-    source = rt.catalog.source(source_slug)
-    if source is None or source.respond.mode != "reply":
-        return
-    try:
-        publish_no_reply(rt.redis, event_id)
-    except Exception as exc:  # the caller then waits out its deadline; nothing is lost
-        log.warning("could not release the caller of %s: %s", event_id, exc)

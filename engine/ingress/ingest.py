@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from engine.broker import replies
 from engine.errors import ConfigError, StorageError, VerificationError
+from engine.ids import new_id, utcnow
 from engine.ingress import ratelimit
 from engine.ingress.parsing import BodyError, UnsupportedMediaType, parse_body
-from engine.ingress.providers import default_dedup
-from engine.ingress.schemes import IncomingRequest, verify
+from engine.ingress.schemes import IncomingRequest
+from engine.ingress.verify import default_dedup, verify
 from engine.store.event_writer import DuplicateEvent
-from engine.store.models import new_id, utcnow
 from engine.store.secrets import REDACTED, SecretNotFound
-from rules.match import build_event_document
+from rules.document import build_event_document
 from rules.paths import compile_path
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from engine.errors import VerificationError
-from engine.ingress.schemes import SCHEMES, IncomingRequest, header
+from engine.ingress.schemes import IncomingRequest, Scheme, header
 from rules.schema import DedupSpec, VerifySpec
 
 DEFAULT_TOLERANCE_S = {"stripe": 300, "slack": 300, "standard": 300}
@@ -165,7 +165,7 @@ def verify_telegram(spec: VerifySpec, req: IncomingRequest, secret: str) -> None
         raise VerificationError("X-Telegram-Bot-Api-Secret-Token does not match")
 
 
-SCHEMES.update({
+PROVIDERS: dict[str, Scheme] = {
     "github": verify_github,
     "stripe": verify_stripe,
     "slack": verify_slack,
@@ -173,8 +173,5 @@ SCHEMES.update({
     "shopify": verify_shopify,
     "twilio": verify_twilio,
     "telegram": verify_telegram,
-})
+}
 
-
-def default_dedup(scheme: str) -> DedupSpec | None:
-    return DEFAULT_DEDUP.get(scheme)

@@ -2,8 +2,9 @@
 
 Every scheme works on the raw body, compares in constant time, and raises
 VerificationError with a sentence saying which check failed (never what was expected).
-The generic schemes live here; the providers' (github, stripe, slack, standard,
-shopify, twilio, telegram) in ``engine.ingress.providers``, which adds them to ``SCHEMES``.
+The generic schemes live here as ``GENERIC``; the providers' (github, stripe, slack,
+standard, shopify, twilio, telegram) in ``engine.ingress.providers`` as ``PROVIDERS``;
+``engine.ingress.verify`` combines the two tables.
 """
 
 from __future__ import annotations
@@ -109,19 +110,9 @@ def verify_hmac(spec: VerifySpec, req: IncomingRequest, secret: str) -> None:
         raise VerificationError(f"{name} signature does not match the body")
 
 
-SCHEMES: dict[str, Scheme] = {
+GENERIC: dict[str, Scheme] = {
     "none": verify_none,
     "token": verify_token,
     "basic": verify_basic,
     "hmac": verify_hmac,
 }
-
-
-def verify(spec: VerifySpec, req: IncomingRequest, secret: str) -> None:
-    """Run the source's scheme; raise VerificationError when the request is not genuine."""
-    import engine.ingress.providers  # noqa: F401  (registers the provider schemes)
-
-    scheme = SCHEMES.get(spec.scheme)
-    if scheme is None:
-        raise VerificationError(f"verify scheme {spec.scheme!r} is not supported yet")
-    scheme(spec, req, secret)

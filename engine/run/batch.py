@@ -1,8 +1,9 @@
-"""RQ job functions. They take ids only and find everything else in the database.
+"""Matching a batch of stored events and running what matched.
 
-Both are safe to run twice: ``process_event`` claims the event with a conditional
-update in the same transaction that records the match, and ``run_execution`` resumes
-at the first unfinished step.
+Safe to run twice: ``process_events`` claims each event with a conditional update in the
+same transaction that records the match, and an event found already claimed has its
+open executions resumed at their first unfinished step. The RQ entry points that call
+this are in ``engine.work.jobs``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Callable
 
 from sqlmodel import Session, select
 
-from engine import runtime
-from engine.broker import replies
+from engine.ids import new_id, utcnow
 from engine.run.chain import ChainRunner
-from engine.store.event_writer import statements as sql
+from engine.run.release import no_reply_coming
+from engine.runtime import Runtime
+from engine.store import statements as sql
 from engine.store.models import (
     Event,
     EventStatus,
@@ -24,8 +26,6 @@ from engine.store.models import (
     StepRun,
     StepStatus,
     event_document,
-    new_id,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,11 @@ STEP_COLUMNS = ("execution_id", "position", "step_id", "type", "status", "attemp
 Created = tuple[Execution, list[StepRun], bool]  # bool: its first step is claimed already
 
 
-def process_event(event_id: str) -> dict[str, object]:
-    """Match a stored event against the rules and run each matching rule's chain."""
-    return process_events([event_id])[0]
-
-
-def process_events(event_ids: list[str],
+def process_events(rt: Runtime, event_ids: list[str],
                    before_each: Callable[[], object] | None = None) -> list[dict[str, object]]:
     """Match a batch of stored events in one read and one transaction, then run each
     matching rule's chain (each step checkpointed on its own). ``before_each`` is called
     before each event's chains run (the inbox drain refreshes its ownership there)."""
-    rt = runtime.current()
     with Session(rt.db) as s:
         found = {e.id: e for e in s.exec(
             select(Event).where(Event.id.in_(event_ids)))}  # type: ignore[attr-defined]
@@ -70,7 +64,7 @@ def process_events(event_ids: list[str],
     if fresh:
         # A database error leaves the batch pending (the transaction rolls back) for the
         # sweeper to retry; an event the matcher cannot handle is marked failed alone.
-        created = match_events(fresh)
+        created = match_events(rt, fresh)
         for event in fresh:
             execs = created.get(event.id)
             if execs is None:  # another worker claimed it; it runs the chains and replies
@@ -79,7 +73,7 @@ def process_events(event_ids: list[str],
             if before_each is not None:
                 before_each()
             if not any(st.type == "reply" for _, steps, _ in execs for st in steps):
-                replies.no_reply_coming(rt, event.source, event.id)
+                no_reply_coming(rt, event.source, event.id)
             for ex, steps, first_claimed in execs:  # what was just written: no re-reads
                 try:
                     runner.run(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed)
@@ -90,7 +84,7 @@ def process_events(event_ids: list[str],
     return [answers[i] for i in event_ids]
 
 
-def _resume(rt: runtime.Runtime, runner: ChainRunner, event_id: str) -> dict[str, object]:
+def _resume(rt: Runtime, runner: ChainRunner, event_id: str) -> dict[str, object]:
     with Session(rt.db) as s:
         open_ids = list(s.exec(select(Execution.id).where(
             Execution.event_id == event_id,
@@ -100,7 +94,7 @@ def _resume(rt: runtime.Runtime, runner: ChainRunner, event_id: str) -> dict[str
     return {"event_id": event_id, "resumed": open_ids}
 
 
-def match_events(events: list[Event]) -> dict[str, list[Created]]:
+def match_events(rt: Runtime, events: list[Event]) -> dict[str, list[Created]]:
     """Record a MatchTrace for every rule looked at and an Execution (with its steps)
     for every rule that matched — in the one transaction that claims the events. The
     executions start as ``running``: this worker runs them next (if it dies first, the
@@ -108,7 +102,6 @@ def match_events(events: list[Event]) -> dict[str, list[Created]]:
     not a delay) is written already claimed by this worker, saving the claim's own
     transaction. Answers the executions per event this call claimed; an event another
     worker claimed first is left out."""
-    rt = runtime.current()
     ruleset, versions = rt.catalog.ruleset()
     now = utcnow()
     traces: list[dict[str, object]] = []
@@ -170,9 +163,3 @@ def match_events(events: list[Event]) -> dict[str, list[Created]]:
         if step_rows:
             conn.execute(sql.INSERT_STEPS, step_rows)
     return created
-
-
-def run_execution(execution_id: str) -> str | None:
-    """Run (or resume) one execution's chain."""
-    status = ChainRunner(runtime.current()).run(execution_id)
-    return status.value if status else None

@@ -18,13 +18,14 @@ from sqlmodel import Session, select
 
 from engine.actions import ACTIONS, StepContext
 from engine.broker import queue as q
-from engine.broker import replies
 from engine.errors import ActionError, PermanentActionError, QueueError
+from engine.ids import utcnow
 from engine.run.limits import TEMPLATE_CPU_LIMIT_S, cpu_time_limit
+from engine.run.release import no_reply_coming
 from engine.run.retry import next_delay
 from engine.runtime import Runtime
+from engine.store import statements as sql
 from engine.store.conversations import StateStore
-from engine.store.event_writer import statements as sql
 from engine.store.models import (
     FINISHED_STEP,
     Event,
@@ -33,11 +34,10 @@ from engine.store.models import (
     StepRun,
     StepStatus,
     event_document,
-    utcnow,
 )
 from engine.store.secrets import SecretsView, redact, redact_headers
+from rules.compiled import CompiledRule, CompiledStep
 from rules.errors import TemplateError
-from rules.match import CompiledRule, CompiledStep
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class ChainRunner:
                 Execution.status.not_in([ExecutionStatus.succeeded,  # type: ignore[attr-defined]
                                          ExecutionStatus.failed]))).first()
         if others is None:
-            replies.no_reply_coming(self.rt, event.source, event.id)
+            no_reply_coming(self.rt, event.source, event.id)
 
     # -- one step ----------------------------------------------------------------------
     def _run_step(

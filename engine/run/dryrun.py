@@ -7,8 +7,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.compiled import compile_rule
+from rules.document import build_event_document
 from rules.errors import TemplateError
-from rules.match import RuleSet, build_event_document, compile_rule
+from rules.match import RuleSet
 from rules.schema import RuleSpec
 
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from engine.broker.queue import enqueue_event, enqueue_execution
 from engine.errors import HookwiseError
+from engine.ids import new_id, utcnow
 from engine.runtime import Runtime
 from engine.store.db import session_scope
 from engine.store.models import (
@@ -27,10 +28,9 @@ from engine.store.models import (
     StepRun,
     StepStatus,
     event_document,
-    new_id,
-    utcnow,
 )
-from rules.match import RuleSet, compile_rule
+from rules.compiled import compile_rule
+from rules.match import RuleSet
 from rules.schema import RuleSpec
 
 BACKTEST_MAX = 1000

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from engine.errors import HookwiseError
+from engine.ids import utcnow
 from engine.store.db import session_scope
-from engine.store.models import ApiToken, User, utcnow
+from engine.store.models import ApiToken, User
 
 MIN_PASSWORD_LEN = 8
 TOKEN_PREFIX = "hw_"

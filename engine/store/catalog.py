@@ -16,9 +16,11 @@ from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from engine.ids import utcnow
 from engine.store.db import session_scope
-from engine.store.models import Meta, Rule, RuleRevision, Source, utcnow
-from rules.match import CompiledRule, RuleSet, compile_rule
+from engine.store.models import Meta, Rule, RuleRevision, Source
+from rules.compiled import CompiledRule, compile_rule
+from rules.match import RuleSet
 from rules.schema import RuleSpec, SourceSpec, dump_rule, dump_source, parse_rule, parse_source
 
 VERSION_KEY = "ruleset_version"

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from engine.ids import utcnow
 from engine.store.db import session_scope
-from engine.store.models import ConversationState, utcnow
+from engine.store.models import ConversationState
 
 MAX_KEY_LEN = 255
 

@@ -6,9 +6,7 @@ UI, the API and the sweeper agree on what a row means.
 
 from __future__ import annotations
 
-import secrets as _secrets
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -16,17 +14,8 @@ from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from rules.match import build_event_document
-
-
-def utcnow() -> datetime:
-    """Aware UTC now (SQLModel's UTCDateTime stores and returns UTC on every dialect)."""
-    return datetime.now(UTC)
-
-
-def new_id(prefix: str) -> str:
-    """A time-sortable id such as ``evt_0193a1b2c3d4e5f6a7b8c9d0e1f2``."""
-    return f"{prefix}_{int(time.time() * 1000):012x}{_secrets.token_hex(8)}"
+from engine.ids import utcnow
+from rules.document import build_event_document
 
 
 class EventStatus(StrEnum):

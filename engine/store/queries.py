@@ -11,7 +11,8 @@ from sqlalchemy import func, or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from engine.store.models import Event, Execution, MatchTrace, StepRun, event_document, utcnow
+from engine.ids import utcnow
+from engine.store.models import Event, Execution, MatchTrace, StepRun, event_document
 from rules.errors import PathError
 from rules.paths import compile_path
 

@@ -21,8 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from engine.errors import ConfigError, HookwiseError
+from engine.ids import utcnow
 from engine.store.db import session_scope
-from engine.store.models import Secret, utcnow
+from engine.store.models import Secret
 
 REDACTED = "[redacted]"
 CACHE_TTL_S = 5.0

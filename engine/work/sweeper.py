@@ -23,24 +23,12 @@ from rq.serializers import JSONSerializer
 from sqlalchemy import and_, or_, select, update
 
 from engine.broker import inbox, liveness
-from engine.broker.queue import (
-    JOB_TIMEOUT_S,
-    PROCESS_EVENT,
-    RUN_EXECUTION,
-    enqueue_event,
-    enqueue_execution,
-)
+from engine.broker.jobs import DRAIN_INBOX, PROCESS_EVENT, RUN_EXECUTION, canonical
+from engine.broker.queue import JOB_TIMEOUT_S, enqueue_event, enqueue_execution
 from engine.errors import QueueError
+from engine.ids import utcnow
 from engine.runtime import Runtime
-from engine.store.models import (
-    Event,
-    EventStatus,
-    Execution,
-    ExecutionStatus,
-    StepRun,
-    StepStatus,
-    utcnow,
-)
+from engine.store.models import Event, EventStatus, Execution, ExecutionStatus, StepRun, StepStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +71,14 @@ def requeue_orphans(rt: Runtime) -> int:
     for job in jobs:
         if job.worker_name in living:
             continue
-        func, args = job.func_name, list(job.args)
+        func, args = canonical(job.func_name), list(job.args)
         registry.remove_executions(job)
         job.delete()
         if func == PROCESS_EVENT:
             enqueue_event(rt.queue, args[0])
         elif func == RUN_EXECUTION:
             enqueue_execution(rt.queue, args[0])
-        elif func == inbox.DRAIN:  # its owner is dead: take over its flag
+        elif func == DRAIN_INBOX:  # its owner is dead: take over its flag
             rt.redis.set(inbox.flag_key(rt.queue.name, args[0]), "1", ex=inbox.FLAG_TTL_S)
             inbox.start_drain(rt.queue, args[0])
         n += 1

@@ -7,7 +7,7 @@ from typing import Any
 from flask import render_template
 
 from engine.broker import inbox
-from engine.store.event_writer import queries
+from engine.store import queries
 from engine.store.models import EventStatus, ExecutionStatus
 from web.context import runtime
 from web.ui import bp

@@ -12,9 +12,10 @@ from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
 from engine.errors import HookwiseError
+from engine.ids import utcnow
 from engine.run.replay import Conflict, NotFound, replay_event, retry_execution
-from engine.store.event_writer import queries
-from engine.store.models import EventStatus, Execution, utcnow
+from engine.store import queries
+from engine.store.models import EventStatus, Execution
 from rules.errors import PathError
 from web.context import runtime
 from web.ui import bp, is_htmx

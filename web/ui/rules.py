@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, url_for
 
-from engine.store.event_writer import queries
+from engine.store import queries
 from engine.store.models import Rule
 from rules.schema import parse_rule
 from web.context import runtime

@@ -1,0 +1,180 @@
+"""Commands for rule files and payloads: ``apply``, ``export``, ``test``, ``send``."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.common import (
+    DEFAULT_URL,
+    InputError,
+    fail_validation,
+    mark_of,
+    migrated_runtime,
+)
+from rules.errors import RuleValidationError
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+def apply(paths: tuple[str, ...]) -> None:
+    """Upsert sources and rules from YAML files or folders."""
+    from engine.store.rule_files import apply_paths
+
+    rt = migrated_runtime()
+    try:
+        changes = apply_paths(rt.catalog, paths)
+    except RuleValidationError as exc:
+        fail_validation(exc)
+    for c in changes:
+        click.echo(f"{c.kind} {c.name}: {c.action}")
+    n = sum(c.action != "unchanged" for c in changes)
+    click.echo(f"{n} changed, {len(changes) - n} unchanged")
+
+
+@click.command()
+@click.argument("directory", required=False)
+def export(directory: str | None) -> None:
+    """Write every source and rule back as YAML (to DIR, or stdout)."""
+    from engine.store.rule_files import export as do_export
+
+    rt = migrated_runtime()
+    out = do_export(rt.catalog, directory)
+    if isinstance(out, str):
+        click.echo(out, nl=False)
+    else:
+        for p in out:
+            click.echo(f"wrote {p}")
+
+
+def _read_payload(path: str) -> tuple[Any, str]:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read payload: {exc.strerror}") from None
+    from engine.ingress.parsing import BodyError, parse_body
+
+    ctype = "application/json" if p.suffix == ".json" else ""
+    try:
+        return parse_body(ctype, raw), ctype
+    except BodyError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+def _headers(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        k, sep, v = pair.partition(":")
+        if not sep or not k.strip():
+            raise InputError(f"--header {pair!r}: expected NAME:VALUE")
+        out[k.strip().lower()] = v.strip()
+    return out
+
+
+@click.command("test")
+@click.argument("rule_file")
+@click.option("--payload", required=True, help="JSON (or text) file with the webhook body")
+@click.option("--header", "headers", multiple=True, help="K:V, repeatable")
+@click.option("--rule", "rule_name", help="which rule of the file (default: all)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def test_cmd(rule_file: str, payload: str, headers: tuple[str, ...], rule_name: str | None,
+             as_json: bool) -> None:
+    """Dry run: match trace and rendered steps, no side effects.
+
+    Exits 0 when every rule tested matched and all its steps rendered, 1 otherwise.
+    """
+    from engine.run.dryrun import dry_run
+    from rules.schema import load_rule_file
+
+    try:
+        doc = load_rule_file(rule_file)
+    except RuleValidationError as exc:
+        fail_validation(exc)
+    rules = [r for r in doc.rules if rule_name in (None, r.name)]
+    if not rules:
+        raise InputError(f"{rule_file}: no rule {'named ' + repr(rule_name) if rule_name else ''}"
+                         " to test")
+    body, _ = _read_payload(payload)
+    hdrs = _headers(headers)
+    reports = [dry_run(r, body=body, headers=hdrs) for r in rules]
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], indent=2, default=str))
+    else:
+        for rep in reports:
+            _print_report(rep)
+    raise SystemExit(0 if all(r.ok for r in reports) else 1)
+
+
+def _print_trace(node: dict[str, Any], depth: int = 0) -> None:
+    pad = "  " * depth
+    for group in ("all", "any"):
+        if group in node:
+            mark = mark_of(node.get("result"))
+            click.echo(f"{pad}{mark} {group}:")
+            for child in node[group]:
+                _print_trace(child, depth + 1)
+            return
+    if "not" in node:
+        click.echo(f"{pad}{mark_of(node.get('result'))} not:")
+        _print_trace(node["not"], depth + 1)
+        return
+    if node.get("skipped"):
+        click.echo(f"{pad}  -  {node.get('condition')} (not evaluated: already decided)")
+        return
+    value = "" if node.get("value") is None else f" {json.dumps(node.get('value'))}"
+    seen = json.dumps(node.get("seen"), default=str)
+    click.echo(f"{pad}{mark_of(node.get('result'))} {node.get('path')} {node.get('op')}{value}"
+               f"   saw {seen}")
+
+
+def _print_report(rep: Any) -> None:
+    verdict = click.style("MATCHED", fg="green") if rep.matched else click.style(
+        "NOT MATCHED", fg="red")
+    click.echo(f"rule {rep.rule}: {verdict}")
+    if rep.trace:
+        _print_trace(rep.trace, 1)
+    elif rep.matched:
+        click.echo("  (no conditions: matches every event of its source)")
+    if rep.reason:
+        click.echo(f"  reason: {rep.reason}")
+    for st in rep.steps:
+        if not st.would_run:
+            click.echo(f"  step {st.id} ({st.type}): skipped — {st.skipped_reason}")
+        elif st.error:
+            click.echo(f"  step {st.id} ({st.type}): " + click.style("ERROR", fg="red")
+                       + f" {st.error}")
+        else:
+            rendered = json.dumps(st.rendered, indent=2, default=str).replace("\n", "\n    ")
+            click.echo(f"  step {st.id} ({st.type}) would send:\n    {rendered}")
+    click.echo("  (dry run: nothing was sent, written or stored)")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("file")
+@click.option("--url", default=lambda: os.environ.get("HOOKWISE_URL", DEFAULT_URL),
+              show_default=DEFAULT_URL, help="base URL of a running Hookwise")
+@click.option("--header", "headers", multiple=True, help="K:V, repeatable")
+def send(source: str, file: str, url: str, headers: tuple[str, ...]) -> None:
+    """POST FILE to a running instance's /hooks/SOURCE."""
+    import httpx
+
+    try:
+        raw = Path(file).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read: {exc.strerror}") from None
+    ctype = mimetypes.guess_type(file)[0] or "application/octet-stream"
+    hdrs = {"Content-Type": ctype, **_headers(headers)}
+    try:
+        resp = httpx.post(f"{url.rstrip('/')}/hooks/{source}", content=raw, headers=hdrs,
+                          timeout=30)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    click.echo(f"{resp.status_code} {resp.text}")
+    raise SystemExit(0 if resp.is_success else 1)

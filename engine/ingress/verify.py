@@ -1,0 +1,28 @@
+"""Verification of an incoming webhook: one table of every scheme, generic and provider.
+
+A scheme is a function ``(spec, request, secret) -> None`` that raises
+``VerificationError`` when the request is not genuine; adding one is adding an entry to
+``GENERIC`` (``engine.ingress.schemes``) or ``PROVIDERS`` (``engine.ingress.providers``).
+"""
+
+from __future__ import annotations
+
+from engine.errors import VerificationError
+from engine.ingress.providers import DEFAULT_DEDUP, PROVIDERS
+from engine.ingress.schemes import GENERIC, IncomingRequest, Scheme
+from rules.schema import DedupSpec, VerifySpec
+
+SCHEMES: dict[str, Scheme] = {**GENERIC, **PROVIDERS}
+
+
+def verify(spec: VerifySpec, req: IncomingRequest, secret: str) -> None:
+    """Run the source's scheme; raise VerificationError when the request is not genuine."""
+    scheme = SCHEMES.get(spec.scheme)
+    if scheme is None:
+        raise VerificationError(f"verify scheme {spec.scheme!r} is not supported yet")
+    scheme(spec, req, secret)
+
+
+def default_dedup(scheme: str) -> DedupSpec | None:
+    """The provider's own dedup key (e.g. Stripe's event id), or None."""
+    return DEFAULT_DEDUP.get(scheme)

@@ -74,7 +74,8 @@ def replay(event_id: str | None, failed: bool, since: str | None, rules: str) ->
     """Run EVENT_ID again (a new round), or retry failed executions in bulk."""
     from datetime import datetime
 
-    from engine.run.replay import Conflict, NotFound, replay_event, retry_execution
+    from engine.errors import Conflict, NotFound
+    from engine.run.replay import replay_event, retry_execution
     from engine.store.queries import list_executions
 
     if bool(event_id) == failed:
@@ -121,7 +122,7 @@ def user() -> None:
 @click.argument("email")
 @click.option("--password", help="(default: prompt twice)")
 def user_create(email: str, password: str | None) -> None:
-    from engine.store.accounts import AccountError
+    from engine.errors import AccountError
 
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -141,7 +142,7 @@ def token() -> None:
 @click.argument("name")
 def token_create(name: str) -> None:
     """Print a new API token once (only its hash is stored)."""
-    from engine.store.accounts import AccountError
+    from engine.errors import AccountError
 
     try:
         click.echo(migrated_runtime().accounts.create_token(name))

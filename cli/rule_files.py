@@ -58,7 +58,8 @@ def _read_payload(path: str) -> tuple[Any, str]:
         raw = p.read_bytes()
     except OSError as exc:
         raise InputError(f"{path}: cannot read payload: {exc.strerror}") from None
-    from engine.ingress.parsing import BodyError, parse_body
+    from engine.errors import BodyError
+    from engine.ingress.parsing import parse_body
 
     ctype = "application/json" if p.suffix == ".json" else ""
     try:

@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from rules.errors import RegexError
 from rules.model_base import JsonPath, StrictModel
-from rules.operators import OPERATORS, RegexError, compile_regex
+from rules.operators import OPERATORS, compile_regex
 
 OpName = Literal[
     "eq", "ne", "gt", "ge", "lt", "le", "in", "nin", "contains", "ncontains",

@@ -3,10 +3,15 @@
     HookwiseError                 base of every error Hookwise raises on purpose
     ├── RuleValidationError       a source/rule document is invalid (carries FieldErrors)
     ├── PathError                 a JSONPath expression does not compile
+    ├── RegexError                a pattern RE2 cannot compile (also a ValueError)
     ├── TemplateError             a template failed to compile or render (undefined name,
     │                             sandbox violation, output too large)
-    └── (engine.errors adds)      ConfigError, StorageError, VerificationError,
-                                  ActionError (TransientActionError, PermanentActionError)
+    ├── LimitExceeded             a template hit a size limit while rendering (reported
+    │                             to the rule as a TemplateError)
+    └── (engine.errors adds)      the engine's tree, drawn there
+
+The web layer's errors (``web.api.errors.ApiError``, ``web.ingest.BodyTooLarge``) and the
+CLI's (``cli.common.InputError``) are translations at those edges, not part of this tree.
 
 Library errors are translated where they enter (``raise PathError(...) from exc``).
 """
@@ -67,3 +72,12 @@ class TemplateError(HookwiseError):
         self.template = template
         self.field = field
         super().__init__(message)
+
+
+class RegexError(HookwiseError, ValueError):
+    """A pattern RE2 cannot compile (syntax, or a backtracking-only feature such as
+    back-references or look-around)."""
+
+
+class LimitExceeded(HookwiseError):
+    """A template hit a size limit (output, repetition, power or range)."""

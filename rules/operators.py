@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 import re2
 
+from rules.errors import RegexError
+
 MatchMode = Literal["any", "all"]
 ValueTest = Callable[[Any, Any], bool]
 
@@ -53,11 +55,6 @@ def as_number(value: Any) -> int | float | None:
         except ValueError:
             return float(value)
     return None
-
-
-class RegexError(ValueError):
-    """A pattern RE2 cannot compile (syntax, or a backtracking-only feature such as
-    back-references or look-around)."""
 
 
 @lru_cache(maxsize=1024)

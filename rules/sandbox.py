@@ -18,6 +18,8 @@ from typing import Any
 from jinja2 import StrictUndefined, pass_eval_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from rules.errors import LimitExceeded
+
 MAX_OUTPUT_CHARS = 1_000_000
 """Longest text a single template may produce (also bounds ``*`` and ``**`` results)."""
 
@@ -44,10 +46,6 @@ def _b64decode(value: str) -> str:
 
 def _sized(value: Any) -> int | None:
     return len(value) if isinstance(value, str | bytes | list | tuple) else None
-
-
-class LimitExceeded(Exception):
-    """A template hit a size limit (output, repetition, power or range)."""
 
 
 _WIDE = re.compile(r"\d{7,}")

@@ -26,8 +26,8 @@ from jinja2 import Undefined, nodes
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
-from rules.errors import TemplateError
-from rules.sandbox import ENV, MAX_OUTPUT_CHARS, LimitExceeded
+from rules.errors import LimitExceeded, TemplateError
+from rules.sandbox import ENV, MAX_OUTPUT_CHARS
 
 _NATIVE = re.compile(r"\s*\{\{(?P<expr>.*)\}\}\s*", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")

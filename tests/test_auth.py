@@ -8,7 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from engine.store.accounts import AccountError, check_setup_token, setup_token
+from engine.errors import AccountError
+from engine.store.accounts import check_setup_token, setup_token
 
 PUBLIC = ["/healthz", "/readyz", "/login"]
 

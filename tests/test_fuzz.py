@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import VerificationError
-from engine.ingress.parsing import BodyError, UnsupportedMediaType, parse_body
+from engine.errors import BodyError, UnsupportedMediaType, VerificationError
+from engine.ingress.parsing import parse_body
 from engine.ingress.schemes import IncomingRequest
 from engine.ingress.verify import verify
 from rules.compiled import compile_rule

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine.broker import inbox
-from engine.errors import StorageError
+from engine.errors import DuplicateEvent, StorageError
 from engine.ids import new_id, utcnow
-from engine.store.event_writer import DuplicateEvent, EventWriter
+from engine.store.event_writer import EventWriter
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 

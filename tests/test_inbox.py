@@ -1,12 +1,13 @@
-"""The inbox's drain jobs (engine/broker/inbox.py, engine/work/drain.py) on a real Redis and database."""
+"""The inbox's drain jobs (engine/broker/inbox.py, engine/work/drain.py) on a real Redis
+and database."""
 
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
 from engine.broker import inbox
-from engine.work.drain import drain
 from engine.store.models import Event
+from engine.work.drain import drain
 
 
 def test_one_drain_job_takes_the_other_shards_work_too(rt, forwarded, sink, work):  # type: ignore[no-untyped-def]

@@ -27,7 +27,8 @@ from flask import (
 from flask.sessions import NullSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from engine.store.accounts import AccountError, check_setup_token, consume_setup_token
+from engine.errors import AccountError
+from engine.store.accounts import check_setup_token, consume_setup_token
 from web.context import runtime
 from web.errors import error_response
 

@@ -1,11 +1,11 @@
 """Ingest: one incoming webhook → verified, parsed, deduplicated, committed, queued.
 
-Framework-free: ``web.ingest`` translates the Flask request into an IncomingRequest
-and the IngestResult back into a response. The order of checks is the HTTP contract:
-404 unknown source, 413 too large, 401 not genuine, 400/415 unreadable, then the
-commit (503 if it fails — never a 2xx for an event that was not stored), then the
-enqueue (a Redis failure leaves the event pending for the sweeper and still answers
-202).
+Framework-free: ``web.ingest`` (plain WSGI in front of Flask, for speed) builds the
+IncomingRequest from the WSGI environ and turns the IngestResult into a response. The
+order of checks is the HTTP contract: 404 unknown source, 413 too large, 401 not
+genuine, 400/415 unreadable, then the commit (503 if it fails — never a 2xx for an event
+that was not stored), then the enqueue (a Redis failure leaves the event pending for
+the sweeper and still answers 202).
 """
 
 from __future__ import annotations
@@ -16,14 +16,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.broker import replies
-from engine.errors import ConfigError, StorageError, VerificationError
+from engine.errors import (
+    BodyError,
+    ConfigError,
+    DuplicateEvent,
+    SecretNotFound,
+    StorageError,
+    UnsupportedMediaType,
+    VerificationError,
+)
 from engine.ids import new_id, utcnow
 from engine.ingress import ratelimit
-from engine.ingress.parsing import BodyError, UnsupportedMediaType, parse_body
+from engine.ingress.parsing import parse_body
 from engine.ingress.schemes import IncomingRequest
 from engine.ingress.verify import default_dedup, verify
-from engine.store.event_writer import DuplicateEvent
-from engine.store.secrets import REDACTED, SecretNotFound
+from engine.store.secrets import CREDENTIAL_HEADERS, REDACTED
 from rules.document import build_event_document
 from rules.paths import compile_path
 
@@ -143,14 +150,11 @@ def _reply_result(reply: dict[str, Any], event_id: str) -> IngestResult:
     return IngestResult(status, None, headers, event_id, raw=b"")
 
 
-CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "x-telegram-bot-api-secret-token")
-
-
 def _without_credentials(source: Any, req: IncomingRequest) -> tuple[dict, dict]:
     """Headers and query to store: shared secrets a sender proved itself with (tokens,
     passwords) are redacted. Signatures stay: they reveal nothing."""
     spec = source.verify
-    secret_headers = set(CREDENTIAL_HEADERS)
+    secret_headers = set(CREDENTIAL_HEADERS)  # the same list redacts outgoing steps
     if spec.scheme == "token" and spec.header:
         secret_headers.add(spec.header.lower())
     headers = {k: (REDACTED if k in secret_headers else v) for k, v in req.headers.items()}

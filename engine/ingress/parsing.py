@@ -11,17 +11,9 @@ import json
 from typing import Any
 from urllib.parse import parse_qs
 
-from rules.errors import HookwiseError
+from engine.errors import BodyError, UnsupportedMediaType
 
 MAX_JSON_DEPTH = 64
-
-
-class BodyError(HookwiseError):
-    """The body does not parse as its declared content type (HTTP 400)."""
-
-
-class UnsupportedMediaType(HookwiseError):
-    """The content type is not one Hookwise reads (HTTP 415)."""
 
 
 def media_type(content_type: str) -> str:

@@ -1,5 +1,9 @@
 """Dry runs: what a rule would do with an event — match trace and rendered steps —
-with no side effects (nothing sent, written or stored)."""
+with no side effects (nothing sent, written or stored).
+
+It decides and renders each step with the worker's own evaluator (``engine.run.steps``:
+the same ``when``, the same template context, the same CPU limit) and stops short of the
+action; a step's result that only the action could produce shows as a placeholder."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.run import steps
 from rules.compiled import compile_rule
 from rules.document import build_event_document
 from rules.errors import TemplateError
@@ -110,17 +115,15 @@ def dry_run(
     if not res.matched:
         return report
     outputs: dict[str, Any] = {}
-    ctx = {**doc, "steps": outputs, "secrets": PlaceholderSecrets(),
-           "state": state or (lambda key: {}), "rule": {"name": spec.name}, "now": ""}
+    ctx = steps.template_context(doc, compiled, outputs, secrets=PlaceholderSecrets(),
+                                 state=state or (lambda key: {}), now="")
     for step in compiled.steps:
-        if step.when is not None:
-            verdict = step.when.evaluate({**doc, "steps": outputs})
-            if not verdict.matched:
-                report.steps.append(StepPreview(step.id, step.type, False,
-                                                skipped_reason=verdict.reason))
-                continue
+        reason = steps.skip_reason(step, doc, outputs)
+        if reason is not None:
+            report.steps.append(StepPreview(step.id, step.type, False, skipped_reason=reason))
+            continue
         try:
-            rendered = step.render(ctx)
+            rendered = steps.render(step, ctx)
             report.steps.append(StepPreview(step.id, step.type, True, rendered=rendered))
         except TemplateError as exc:
             report.steps.append(StepPreview(step.id, step.type, True, error=str(exc)))

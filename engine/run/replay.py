@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from engine.broker.queue import enqueue_event, enqueue_execution
-from engine.errors import HookwiseError
+from engine.errors import Conflict, NotFound
 from engine.ids import new_id, utcnow
 from engine.runtime import Runtime
 from engine.store.db import session_scope
@@ -34,14 +34,6 @@ from rules.match import RuleSet
 from rules.schema import RuleSpec
 
 BACKTEST_MAX = 1000
-
-
-class NotFound(HookwiseError):
-    """No such event or execution."""
-
-
-class Conflict(HookwiseError):
-    """The operation does not apply in the object's current state."""
 
 
 def replay_event(rt: Runtime, event_id: str, *, rules: str = "now") -> int:

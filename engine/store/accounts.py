@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from engine.errors import HookwiseError
+from engine.errors import AccountError
 from engine.ids import utcnow
 from engine.store.db import session_scope
 from engine.store.models import ApiToken, User
@@ -23,10 +23,6 @@ MIN_PASSWORD_LEN = 8
 TOKEN_PREFIX = "hw_"
 SETUP_FILE = "setup.token"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-
-
-class AccountError(HookwiseError):
-    """A user or token cannot be created as asked (the message says why)."""
 
 
 _hasher = PasswordHasher()

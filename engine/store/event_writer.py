@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from engine.errors import StorageError
+from engine.errors import DuplicateEvent, StorageError
 from engine.store.models import Event, EventStatus
 from engine.store.statements import INSERT_EVENT
 
@@ -24,12 +24,7 @@ WRITE_TIMEOUT_S = 30.0  # a request answers 503 rather than wait longer for its 
 log = logging.getLogger(__name__)
 
 
-class DuplicateEvent(Exception):
-    """An event with the same (source, dedup key) is stored already."""
 
-    def __init__(self, event_id: str):
-        super().__init__(event_id)
-        self.event_id = event_id
 
 
 def insert_event(db: Engine, row: dict[str, Any]) -> None:

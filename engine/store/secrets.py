@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from engine.errors import ConfigError, HookwiseError
+from engine.errors import ConfigError, SecretNotFound
 from engine.ids import utcnow
 from engine.store.db import session_scope
 from engine.store.models import Secret
@@ -28,10 +28,6 @@ from engine.store.models import Secret
 REDACTED = "[redacted]"
 CACHE_TTL_S = 5.0
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
-
-
-class SecretNotFound(HookwiseError):
-    """A rule names a secret that is not stored."""
 
 
 def _fernet_key(secret_key: str) -> bytes:
@@ -157,8 +153,10 @@ class SecretsView(Mapping[str, str]):
         return len(self._store.names())
 
 
-SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key",
-                               "cookie", "x-auth-token"})
+# Headers that carry credentials, redacted wherever a request is recorded: a webhook
+# stored at ingest and a step's rendered request alike.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key",
+                                "cookie", "x-auth-token", "x-telegram-bot-api-secret-token"})
 
 
 def _forms(value: str) -> set[str]:
@@ -175,7 +173,7 @@ def redact_headers(headers: Any) -> Any:
         return headers
     out = {}
     for k, v in headers.items():
-        if str(k).lower() in SENSITIVE_HEADERS and isinstance(v, str) and v:
+        if str(k).lower() in CREDENTIAL_HEADERS and isinstance(v, str) and v:
             scheme, _, rest = v.partition(" ")
             v = f"{scheme} {REDACTED}" if rest and scheme.isalpha() else REDACTED
         out[k] = v

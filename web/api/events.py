@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from flask import Response, jsonify, request
 
-from engine.run.replay import Conflict, NotFound, replay_event
+from engine.errors import Conflict, NotFound
+from engine.run.replay import replay_event
 from engine.store.queries import get_event, list_events
 from rules.errors import PathError
 from web.api.errors import body, conflict, invalid_field, not_found, query

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from engine.run.replay import Conflict, NotFound, retry_execution
+from engine.errors import Conflict, NotFound
+from engine.run.replay import retry_execution
 from engine.store.queries import get_execution, list_executions
 from web.api.errors import conflict, not_found, query
 from web.api.models import ExecutionDetail, ExecutionPage, ExecutionQuery, RetryOut

@@ -11,9 +11,9 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
-from engine.errors import HookwiseError
+from engine.errors import Conflict, HookwiseError, NotFound
 from engine.ids import utcnow
-from engine.run.replay import Conflict, NotFound, replay_event, retry_execution
+from engine.run.replay import replay_event, retry_execution
 from engine.store import queries
 from engine.store.models import EventStatus, Execution
 from rules.errors import PathError

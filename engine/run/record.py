@@ -1,0 +1,80 @@
+"""Writing a chain's progress: claims, step results and execution status, each its own
+short transaction, so what is committed is where a crash resumes.
+
+A step is claimed with a conditional update (pending/waiting → running, attempts + 1).
+A write of a claimed step's result (``owned``) only lands while this worker still holds
+the claim: the sweeper may have given a stuck step to another worker meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from engine.ids import utcnow
+from engine.store import statements as sql
+from engine.store.models import ExecutionStatus, StepRun, StepStatus
+
+
+class Recorder:
+    """Step and execution writes for one worker (``me``: its RQ name, None outside one)."""
+
+    def __init__(self, db: Engine, me: str | None):
+        self.db = db
+        self.me = me
+
+    def claim(self, st: StepRun) -> bool:
+        """Take the step (answers False when another job has it)."""
+        with self.db.begin() as conn:
+            res = conn.execute(sql.CLAIM_STEP, {
+                "k_execution_id": st.execution_id, "k_position": st.position,
+                "started_at": utcnow(), "claimed_by": self.me})
+        return bool(res.rowcount)
+
+    def update_step(self, st: StepRun, *, owned: bool = False,
+                    then_execution: dict[str, Any] | None = None, **values: Any) -> bool:
+        """Write the step; ``then_execution``: values for the execution, written in the
+        same transaction if the step was. Answers whether it wrote."""
+        stmt = sql.update_step(tuple(values), owned, self.me is not None)
+        params = {"k_execution_id": st.execution_id, "k_position": st.position,
+                  "k_me": self.me, **values}
+        with self.db.begin() as conn:
+            wrote = bool(conn.execute(stmt, params).rowcount)
+            if wrote and then_execution is not None:
+                conn.execute(sql.update_execution(tuple(then_execution)),
+                             {"k_id": st.execution_id, **then_execution})
+            return wrote
+
+    def finish(self, st: StepRun, status: StepStatus, *, error: str | None = None,
+               rendered: Any = None, output: Any = None, started: float | None = None,
+               owned: bool = False, then_execution: dict[str, Any] | None = None) -> bool:
+        """The step's final result (succeeded, failed or skipped)."""
+        values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow(),
+                                  "output": output, "next_attempt_at": None}
+        if rendered is not None:
+            values["rendered"] = rendered
+        if started is not None:
+            values["duration_ms"] = elapsed_ms(started)
+        return self.update_step(st, owned=owned, then_execution=then_execution, **values)
+
+    def set_execution(self, execution_id: str, status: ExecutionStatus, *,
+                      error: str | None = None, finished: bool = False) -> None:
+        with self.db.begin() as conn:
+            values = execution_values(status, error=error, finished=finished)
+            conn.execute(sql.update_execution(tuple(values)), {"k_id": execution_id, **values})
+
+
+def execution_values(status: ExecutionStatus, *, error: str | None = None,
+                     finished: bool = False) -> dict[str, Any]:
+    """The columns an execution's status change writes."""
+    now = utcnow()
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if finished:
+        values.update(finished_at=now, error=error)
+    return values
+
+
+def elapsed_ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 2)

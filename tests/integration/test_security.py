@@ -206,7 +206,7 @@ def test_ssti_corpus_leaves_a_real_worker_process_alive(rt, env, client, sink, t
     apply_yaml(rt, tmp_path, "\n".join(rules[:2] + [rules[-1]]), name="ok.yaml")
     assert len(accepted) > len(corpus) // 2
 
-    from tests.test_faults import start_worker, stop_worker, wait_until
+    from tests.system.test_faults import start_worker, stop_worker, wait_until
 
     worker = start_worker(env)
     try:

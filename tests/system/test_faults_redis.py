@@ -24,7 +24,7 @@ from engine.store.rule_files import apply_paths
 from engine.work.sweeper import sweep
 from engine.work.worker import make_worker
 from tests.servers import Reply
-from tests.test_faults import start_worker, stop_worker, wait_until
+from tests.system.test_faults import start_worker, stop_worker, wait_until
 
 
 @pytest.fixture

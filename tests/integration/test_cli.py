@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
 STARTERS = sorted(TEMPLATES.glob("*.yaml"))
 
 

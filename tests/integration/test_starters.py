@@ -26,7 +26,7 @@ from engine.store.queries import get_event
 from engine.store.rule_files import apply_paths
 from tests.servers import Reply
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
 STARTERS = sorted(TEMPLATES.glob("*.yaml"))
 
 # Where each starter runs end to end (a new starter without one fails the coverage test).

@@ -15,7 +15,7 @@ from rules.document import build_event_document
 from rules.match import MatchResult, RuleSet
 from rules.schema import RuleSpec, load_rule_file, parse_rule
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
 NOOP = [{"type": "delay", "seconds": 0}]
 
 

@@ -1,4 +1,4 @@
-"""Per-source rate limits (engine/ratelimit.py) on every Redis Hookwise runs on: the
+"""Per-source rate limits (engine/ingress/ratelimit.py) on every Redis Hookwise runs on: the
 embedded redis-server (6.2, what `hookwise serve` starts) and the configured one."""
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ rules:
         on_error: continue
 """
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "rules" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
 
 
 def _rule(**overrides: Any) -> dict[str, Any]:

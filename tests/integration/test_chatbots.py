@@ -19,8 +19,14 @@ from engine.ids import utcnow
 from engine.store.conversations import StateStore
 from engine.store.models import ConversationState
 from engine.store.queries import get_event
+from tests.integration.test_starters import (
+    apply_starter,
+    run_event,
+    sample,
+    set_secrets,
+    step_statuses,
+)
 from tests.servers import Recorded, Reply
-from tests.test_starters import apply_starter, run_event, sample, set_secrets, step_statuses
 
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 WEATHER = {"city": "Berlin", "temp_c": 21.5, "summary": "sunny"}

@@ -18,7 +18,7 @@ import pytest
 from rules.schema import parse_rule, parse_source
 from tests.servers import Reply
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = {
     "id": "ord_1001",
     "total": 250,

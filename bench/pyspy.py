@@ -44,7 +44,7 @@ def record(pid: int, out: Path, seconds: float, *, subprocesses: bool = False,
 
 def _rel(file: str) -> tuple[str, ...]:
     """py-spy prints paths relative to their sys.path entry (``sqlalchemy/orm/session.py``,
-    ``engine/ingest.py``, ``socket.py``); cut a full path the same way."""
+    ``engine/ingress/ingest.py``, ``socket.py``); cut a full path the same way."""
     parts = Path(file).parts
     for marker in ("site-packages", "dist-packages"):
         if marker in parts:

@@ -150,6 +150,24 @@ def token_create(name: str) -> None:
         raise InputError(str(exc)) from None
 
 
+@token.command("list")
+def token_list() -> None:
+    """Every token: name, first characters, created, last used (never the token)."""
+    for row in migrated_runtime().accounts.list_tokens():
+        used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never"
+        click.echo(f"{row.name}\t{row.prefix}…\tcreated {row.created_at:%Y-%m-%d %H:%M}"
+                   f"\tlast used {used}")
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke(name: str) -> None:
+    """Revoke the token called NAME: API calls with it get 401 from now on."""
+    if not migrated_runtime().accounts.delete_token(name):
+        raise InputError(f"no token named {name!r} (hookwise token list shows them)")
+    click.echo(f"token {name} revoked")
+
+
 @click.group()
 def events() -> None:
     """Stored events, their match traces and executions."""

@@ -204,5 +204,3 @@ Step = Annotated[
         custom_error_message="a step needs `type`: " + ", ".join(STEP_TYPES),
     ),
 ]
-STEP_TAGS = frozenset(f"({t})" for t in STEP_TYPES)
-"""Union tags pydantic puts into error locations; ``rules.schema`` strips them."""

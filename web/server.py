@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 DEFAULT_WEB_WORKERS = 2
 DEFAULT_THREADS = 8  # threads wait on reply steps without blocking other requests
 KEEPALIVE_S = 5
-SERVERS = ("gunicorn", "granian")
 
 
 def serve_web(host: str, port: int, *, workers: int = DEFAULT_WEB_WORKERS,

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class StepContext:
-    """What an action may use. Built once per worker process and reused per step."""
+    """What an action may use for one attempt of one step: built by the chain runner per
+    step from the worker's Runtime (the clients and engines in it are shared)."""
 
     settings: Settings
     execution_id: str

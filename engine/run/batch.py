@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 from sqlmodel import Session, select
 
-from engine.ids import new_id, utcnow
+from engine.ids import utcnow
 from engine.run.chain import ChainRunner
+from engine.run.executions import NewExecution, insert_executions, new_execution
 from engine.run.release import no_reply_coming
 from engine.runtime import Runtime
 from engine.store import statements as sql
@@ -24,7 +25,6 @@ from engine.store.models import (
     Execution,
     ExecutionStatus,
     StepRun,
-    StepStatus,
     event_document,
 )
 
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 TRACE_ALL_RULES = 200
 OPEN_EXECUTION = (ExecutionStatus.pending, ExecutionStatus.running)
 
-EXECUTION_COLUMNS = ("id", "event_id", "rule_name", "rule_version", "match_round", "status",
-                     "created_at", "updated_at")
-STEP_COLUMNS = ("execution_id", "position", "step_id", "type", "status", "attempts",
-                "started_at", "claimed_by")
 Created = tuple[Execution, list[StepRun], bool]  # bool: its first step is claimed already
 
 
@@ -105,8 +101,7 @@ def match_events(rt: Runtime, events: list[Event]) -> dict[str, list[Created]]:
     ruleset, versions = rt.catalog.ruleset()
     now = utcnow()
     traces: list[dict[str, object]] = []
-    ex_rows: list[dict[str, object]] = []
-    step_rows: list[dict[str, object]] = []
+    to_insert: list[NewExecution] = []
     created: dict[str, list[Created]] = {}
     with rt.db.begin() as conn:
         for event in events:
@@ -137,29 +132,13 @@ def match_events(rt: Runtime, events: list[Event]) -> dict[str, list[Created]]:
                                "created_at": now})
                 if not r.matched:
                     continue
-                # model_construct: these values need no validation (5x cheaper)
-                ex = Execution.model_construct(
-                    id=new_id("exe"), event_id=event.id, rule_name=r.rule.name,
-                    rule_version=version, match_round=event.match_round,
-                    status=ExecutionStatus.running, created_at=now, updated_at=now)
-                steps = [StepRun.model_construct(
-                            execution_id=ex.id, position=pos, step_id=step.id, type=step.type,
-                            status=StepStatus.pending, attempts=0)
-                         for pos, step in enumerate(r.rule.steps)]
-                first = r.rule.steps[0] if r.rule.steps else None
-                claim_first = first is not None and first.when is None and first.type != "delay"
-                ex_rows.append({c: getattr(ex, c) for c in EXECUTION_COLUMNS})
-                for st in steps:
-                    row = {c: getattr(st, c) for c in STEP_COLUMNS}
-                    if claim_first and st.position == 0:  # the row, not the object
-                        row.update(status=StepStatus.running, attempts=1, started_at=now,
-                                   claimed_by=rt.worker_name)
-                    step_rows.append(row)
-                mine.append((ex, steps, claim_first))
+                new = new_execution(r.rule, event_id=event.id, version=version,
+                                    match_round=event.match_round, now=now,
+                                    status=ExecutionStatus.running,
+                                    claim_first=True, claim_first_by=rt.worker_name)
+                to_insert.append(new)
+                mine.append((new.execution, new.steps, new.first_claimed))
         if traces:
             conn.execute(sql.INSERT_TRACES, traces)
-        if ex_rows:
-            conn.execute(sql.INSERT_EXECUTIONS, ex_rows)
-        if step_rows:
-            conn.execute(sql.INSERT_STEPS, step_rows)
+        insert_executions(conn, to_insert)
     return created

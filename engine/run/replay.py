@@ -16,7 +16,8 @@ from sqlmodel import Session, select
 
 from engine.broker.queue import enqueue_event, enqueue_execution
 from engine.errors import Conflict, NotFound
-from engine.ids import new_id, utcnow
+from engine.ids import utcnow
+from engine.run.executions import insert_executions, new_execution
 from engine.runtime import Runtime
 from engine.store.db import session_scope
 from engine.store.models import (
@@ -79,19 +80,17 @@ def _copy_round(rt: Runtime, s: Session, event: Event, new_round: int) -> list[s
         s.add(MatchTrace(event_id=event.id, match_round=new_round, rule_name=t.rule_name,
                          rule_version=t.rule_version, matched=t.matched,
                          reason=t.reason, trace=t.trace))
-    created = []
-    for old in runs:
-        rule = rt.catalog.compiled_revision(old.rule_name, old.rule_version)
-        ex_id = new_id("exe")
-        s.add(Execution(id=ex_id, event_id=event.id, rule_name=old.rule_name,
-                        rule_version=old.rule_version, match_round=new_round,
-                        replay_of=old.id))
-        for pos, step in enumerate(rule.steps):
-            s.add(StepRun(execution_id=ex_id, position=pos, step_id=step.id, type=step.type))
-        created.append(ex_id)
+    now = utcnow()
+    created = [new_execution(rt.catalog.compiled_revision(old.rule_name, old.rule_version),
+                             event_id=event.id, version=old.rule_version,
+                             match_round=new_round, now=now, status=ExecutionStatus.pending,
+                             replay_of=old.id)
+               for old in runs]
+    s.flush()  # the traces above, before the executions' own statements
+    insert_executions(s.connection(), created)
     s.execute(update(Event).where(Event.id == event.id)  # type: ignore[arg-type]
               .values(match_round=new_round, matched_count=len(created)))
-    return created
+    return [n.execution.id for n in created]
 
 
 def retry_execution(rt: Runtime, execution_id: str) -> None:

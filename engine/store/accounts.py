@@ -67,16 +67,6 @@ class Accounts:
             s.flush()
             return user
 
-    def set_password(self, email: str, password: str) -> None:
-        if len(password) < MIN_PASSWORD_LEN:
-            raise AccountError(f"password must be at least {MIN_PASSWORD_LEN} characters")
-        with session_scope(self.db) as s:
-            user = s.exec(select(User).where(User.email == email.strip().lower())).first()
-            if user is None:
-                raise AccountError(f"no user {email}")
-            user.password_hash = hash_password(password)
-            s.add(user)
-
     def authenticate(self, email: str, password: str) -> User | None:
         with session_scope(self.db) as s:
             user = s.exec(select(User).where(User.email == email.strip().lower())).first()
@@ -119,6 +109,7 @@ class Accounts:
             return list(s.exec(select(ApiToken).order_by(ApiToken.name)))
 
     def delete_token(self, name: str) -> bool:
+        """Revoke a token; False when there is none of that name."""
         with session_scope(self.db) as s:
             row = s.exec(select(ApiToken).where(ApiToken.name == name)).first()
             if row is None:

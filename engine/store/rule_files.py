@@ -58,12 +58,13 @@ def load(paths: Iterable[str | Path]) -> tuple[list[SourceSpec], list[RuleSpec]]
     return [s for s, _ in sources.values()], [r for r, _ in rules.values()]
 
 
-def check_references(catalog: Catalog, sources: list[SourceSpec], rules: list[RuleSpec],
-                     files: dict[str, str] | None = None) -> None:
+def check_references(catalog: Catalog, sources: list[SourceSpec],
+                     rules: list[RuleSpec]) -> None:
+    """Every rule's source exists (in these sources or stored ones)."""
     known = {s.slug for s in sources} | {s.slug for s in catalog.list_sources()}
     errors = [
         FieldError("source", f"no source named {r.source!r} (define it under sources:)",
-                   (files or {}).get(r.name), f"rule '{r.name}'", r.source)
+                   None, f"rule '{r.name}'", r.source)
         for r in rules
         if r.source != "*" and r.source not in known
     ]

@@ -125,3 +125,14 @@ def test_cli_user_and_token(tmp_path, monkeypatch) -> None:  # type: ignore[no-u
     assert again.exit_code == 2 and "exists" in again.output
     tok = r.invoke(main, ["token", "create", "deploy"])
     assert tok.exit_code == 0 and tok.output.strip().startswith("hw_")
+
+    listed = r.invoke(main, ["token", "list"])
+    assert listed.exit_code == 0 and listed.output.startswith("deploy\t")
+    assert "last used never" in listed.output
+    assert tok.output.strip() not in listed.output  # only its first characters
+    assert tok.output.strip()[:10] in listed.output
+    revoked = r.invoke(main, ["token", "revoke", "deploy"])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert r.invoke(main, ["token", "list"]).output == ""
+    gone = r.invoke(main, ["token", "revoke", "deploy"])
+    assert gone.exit_code == 2 and "no token named 'deploy'" in gone.output

@@ -227,6 +227,22 @@ def test_sender_credentials_are_not_stored(sources, client, rt):  # type: ignore
     assert by_source["basic"].headers["authorization"] == "[redacted]"
 
 
+def test_credential_headers_are_redacted_like_a_steps_request(sources, client, rt):  # type: ignore[no-untyped-def]
+    """One list of credential headers serves ingest and step records: a cookie or an
+    API key a sender happens to send is not stored either."""
+    from engine.store.secrets import CREDENTIAL_HEADERS
+
+    sent = {"X-Api-Key": "k-123456", "Api-Key": "k-654321", "X-Auth-Token": "t-123456",
+            "X-Other": "kept"}
+    client.set_cookie("session", "abc123")  # the test client sends its jar as Cookie
+    client.post("/hooks/open", json={}, headers=sent)
+    (ev,) = events(rt)
+    redacted = {k for k, v in ev.headers.items() if v == "[redacted]"}
+    assert redacted == {"cookie", "x-api-key", "api-key", "x-auth-token"}
+    assert redacted <= CREDENTIAL_HEADERS
+    assert ev.headers["x-other"] == "kept"
+
+
 # -- the WSGI endpoint in front of Flask (web/ingest.py) -------------------------------
 
 

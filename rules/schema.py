@@ -1,4 +1,4 @@
-"""The rule format (SPEC "Rule files"): sources, rules and files, plus parse/load/dump.
+"""The rule format (README "Rules"): sources, rules and files, plus parse/load/dump.
 
 Every model forbids unknown fields. Fields whose names are Python keywords or would shadow
 pydantic methods carry an alias that is the name users write (``json``, ``from``, ``not``);

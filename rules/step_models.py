@@ -1,4 +1,4 @@
-"""Step models, one per ``type`` (SPEC "Step types"); re-exported by ``rules.schema``.
+"""Step models, one per ``type`` (README "Rules"); re-exported by ``rules.schema``.
 
 Every string a step sends is a template (checked here); names the engine resolves itself
 (``connection``, ``table``, ``key`` columns, secret names in ``sign``) are not.

@@ -1,4 +1,5 @@
-"""The HTTP contract of POST /hooks/<source> (SPEC "HTTP")."""
+"""The HTTP contract of POST /hooks/<source>: 202 stored and queued, 200 duplicate,
+400/401/404/405/413/415/429/503 with a JSON error body."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from engine.run.replay import replay_event
 from engine.store.queries import get_event, list_events
 from rules.errors import PathError
 from web.api.errors import body, conflict, invalid_field, not_found, query
-from web.api.models import EventDetail, EventPage, EventQuery, ReplayIn, ReplayOut
 from web.api.registry import operation
+from web.api.run_models import EventDetail, EventPage, EventQuery, ReplayIn, ReplayOut
 from web.context import runtime
 
 

@@ -8,8 +8,8 @@ from engine.errors import Conflict, NotFound
 from engine.run.replay import retry_execution
 from engine.store.queries import get_execution, list_executions
 from web.api.errors import conflict, not_found, query
-from web.api.models import ExecutionDetail, ExecutionPage, ExecutionQuery, RetryOut
 from web.api.registry import operation
+from web.api.run_models import ExecutionDetail, ExecutionPage, ExecutionQuery, RetryOut
 from web.context import runtime
 
 

@@ -10,11 +10,10 @@ table shows up in the API before the document names it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from engine.store.models import EventStatus, ExecutionStatus, StepStatus
 from rules.schema import SourceSpec
 
 MAX_LIMIT = 200
@@ -25,7 +24,7 @@ RuleDoc = Annotated[
     # wrapped in allOf: pydantic resolves a bare sibling-carrying $ref among its own defs
     WithJsonSchema({"allOf": [{"$ref": SCHEMA_REF.format(model="RuleSpec")}]}),
 ]
-"""A rule document (SPEC "Rule files"), validated by ``rules.schema.parse_rule`` so its
+"""A rule document (README "Rules"), validated by ``rules.schema.parse_rule`` so its
 problems are located relative to the rule."""
 
 
@@ -214,144 +213,3 @@ class SecretValue(Model):
 
 
 # -- events and executions -------------------------------------------------------------
-class EventQuery(PageQuery):
-    source: str | None = None
-    status: EventStatus | None = None
-    since: datetime | None = Field(None, description="ISO 8601; naive times are UTC")
-    until: datetime | None = Field(None, description="ISO 8601, exclusive")
-    q: str | None = Field(None, description="text searched in the raw body (or an event id)")
-    path: str | None = Field(None, description="JSONPath over the event document, e.g. "
-                                               "$.body.type; keeps events where it selects "
-                                               "something")
-    value: str | None = Field(None, description="with `path`: keep events where a selected "
-                                                "value equals this")
-
-
-class EventSummary(Record):
-    id: str
-    source: str
-    received_at: datetime
-    status: EventStatus
-    method: str
-    content_type: str
-    dedup_key: str | None
-    matched_count: int
-    match_round: int
-    processed_at: datetime | None
-    error: str | None
-
-
-class EventPage(PageOut):
-    items: list[EventSummary]
-
-
-class EventRecord(EventSummary):
-    headers: dict[str, Any]
-    query: dict[str, Any]
-    body: Any
-    raw_body: str
-
-
-class MatchTraceOut(Record):
-    id: int
-    event_id: str
-    match_round: int
-    rule_name: str
-    rule_version: int
-    matched: bool
-    reason: str | None
-    trace: dict[str, Any] | None
-    created_at: datetime
-
-
-class StepRunOut(Record):
-    id: int
-    execution_id: str
-    position: int
-    step_id: str
-    type: str
-    status: StepStatus
-    attempts: int
-    rendered: Any
-    output: Any
-    error: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    next_attempt_at: datetime | None
-    duration_ms: float | None
-
-
-class ExecutionOut(Record):
-    id: str
-    event_id: str
-    rule_name: str
-    rule_version: int
-    status: ExecutionStatus
-    error: str | None
-    replay_of: str | None
-    match_round: int
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None
-
-
-class ExecutionDetail(ExecutionOut):
-    steps: list[StepRunOut]
-
-
-class ExecutionPage(PageOut):
-    items: list[ExecutionOut]
-
-
-class EventDetail(Model):
-    event: EventRecord
-    matches: list[MatchTraceOut] = Field(description="every round's match traces, newest "
-                                                     "round first")
-    executions: list[ExecutionDetail]
-
-
-class ReplayIn(Model):
-    rules: Literal["now", "then"] = Field(
-        "now", description="now: match again with today's rules; then: re-run the rules that "
-                           "matched last time, at the versions they ran with")
-
-
-class ReplayOut(Model):
-    event_id: str
-    round: int = Field(description="the new match round")
-
-
-class ExecutionQuery(PageQuery):
-    status: ExecutionStatus | None = None
-    rule: str | None = None
-    event_id: str | None = None
-
-
-class RetryOut(Model):
-    execution_id: str
-    status: ExecutionStatus
-
-
-# -- stats -----------------------------------------------------------------------------
-class Timeseries(Model):
-    start: datetime
-    end: datetime
-    labels: list[datetime]
-    events: list[int]
-    failures: list[int]
-
-
-class Counts(Model):
-    events: dict[str, int]
-    executions: dict[str, int]
-
-
-class QueueStats(Model):
-    queued: int
-    scheduled: int
-
-
-class StatsOut(Model):
-    timeseries: Timeseries
-    counts: Counts
-    queue: QueueStats | None = Field(description="null when Redis cannot be reached")

@@ -12,8 +12,8 @@ from engine.broker.inbox import queue_depth
 from engine.errors import ConfigError
 from engine.runtime import Runtime
 from engine.store.queries import counts, timeseries
-from web.api.models import StatsOut
 from web.api.registry import operation
+from web.api.run_models import StatsOut
 from web.context import runtime
 
 log = logging.getLogger(__name__)

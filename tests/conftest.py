@@ -4,6 +4,9 @@ Real services only: the machine's Redis when HOOKWISE_TEST_REDIS_URL is set (els
 embedded redis-server started once per session), SQLite files in tmp dirs, and the
 machine's PostgreSQL (HOOKWISE_TEST_DATABASE_URL, default the local ``test`` database)
 with a fresh schema per test.
+
+Shared by tests/integration and tests/system; tests/unit/conftest.py refuses the service
+fixtures, so unit tests stay pure.
 """
 
 from __future__ import annotations

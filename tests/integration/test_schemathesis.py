@@ -21,6 +21,8 @@ from schemathesis.checks import not_a_server_error
 import web.api  # noqa: F401  (registers the operations)
 from web.api.registry import OPERATIONS, PREFIX
 
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = 20
 SEED = """
 sources: [{slug: s}]

@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlmodel import Session, select
 
 from engine.store.models import Execution, StepRun
 from engine.store.rule_files import apply_paths
 from tests.servers import Reply
+
+pytestmark = pytest.mark.slow
 
 RULE = """
 sources: [{{slug: s}}]

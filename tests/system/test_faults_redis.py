@@ -26,6 +26,8 @@ from engine.work.worker import make_worker
 from tests.servers import Reply
 from tests.system.test_faults import start_worker, stop_worker, wait_until
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:

@@ -15,6 +15,8 @@ import pytest
 
 from tests.servers import HttpSink, free_port
 
+pytestmark = pytest.mark.slow
+
 RULE = """
 sources:
   - slug: demo

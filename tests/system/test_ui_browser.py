@@ -7,11 +7,14 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.sync_api import expect
 
 from engine.store.queries import get_event
 from engine.store.rule_files import apply_paths
 from tests.servers import Reply
+
+pytestmark = pytest.mark.slow
 
 RULE = """
 rules:

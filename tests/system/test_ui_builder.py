@@ -1,6 +1,7 @@
-"""The rule builder page: server views (test client) and the whole page in Chromium.
+"""The rule builder page, the whole page in Chromium. (Its server views through the test
+client: tests/integration/test_ui_builder_views.py.)
 
-Browser tests build, test and save a rule entirely through the form and watch it run,
+The tests build, test and save a rule entirely through the form and watch it run,
 round-trip the YAML view, and check that validation errors land beside their fields.
 Set HOOKWISE_SCREENSHOTS=1 to (re)write ``docs/screenshots/rule-builder.png``.
 """
@@ -18,6 +19,8 @@ import pytest
 from rules.schema import parse_rule, parse_source
 from tests.servers import Reply
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = {
     "id": "ord_1001",
@@ -29,88 +32,12 @@ SAMPLE = {
 }
 
 
-def login(client, user) -> None:  # type: ignore[no-untyped-def]
-    with client.session_transaction() as sess:
-        sess["user_id"] = user.id
-
-
 def add_source(rt, slug: str = "shop") -> None:  # type: ignore[no-untyped-def]
     rt.catalog.save([parse_source({"slug": slug})], [])
 
 
 def add_rule(rt, spec: dict) -> None:  # type: ignore[no-untyped-def]
     rt.catalog.save([], [parse_rule(spec)])
-
-
-def initial_data(html: str) -> dict:
-    m = re.search(r'<script type="application/json" id="rb-initial">(.*?)</script>', html, re.S)
-    assert m, "initial data missing"
-    return json.loads(m.group(1))
-
-
-# -- server views ----------------------------------------------------------------------------
-def test_builder_needs_login(client, rt) -> None:  # type: ignore[no-untyped-def]
-    resp = client.get("/rules/new")
-    assert resp.status_code == 302
-    assert "/login" in resp.headers["Location"]
-
-
-def test_new_rule_page_preselects_source(client, rt, user) -> None:  # type: ignore[no-untyped-def]
-    add_source(rt, "shop")
-    add_source(rt, "github")
-    login(client, user)
-    resp = client.get("/rules/new?source=shop")
-    assert resp.status_code == 200
-    data = initial_data(resp.get_data(as_text=True))
-    assert data["rule"]["source"] == "shop"
-    assert data["sources"] == ["github", "shop"]
-    assert data["editing"] is None
-    assert (
-        initial_data(client.get("/rules/new?source=nope").get_data(as_text=True))["rule"]["source"]
-        == "*"
-    )
-
-
-def test_edit_page_carries_the_stored_rule(client, rt, user) -> None:  # type: ignore[no-untyped-def]
-    add_source(rt)
-    add_rule(
-        rt,
-        {
-            "name": "r1",
-            "source": "shop",
-            "priority": 3,
-            "when": {"path": "$.body.a", "op": "eq", "value": 1},
-            "actions": [{"type": "delay", "seconds": 1}],
-        },
-    )
-    login(client, user)
-    resp = client.get("/rules/r1/edit")
-    assert resp.status_code == 200
-    html = resp.get_data(as_text=True)
-    data = initial_data(html)
-    assert data["editing"] == "r1"
-    assert data["rule"]["priority"] == 3
-    assert data["rule"]["when"] == {"path": "$.body.a", "op": "eq", "value": 1}
-    assert "vendor/js-yaml.min.js" in html and "builder.js" in html
-
-
-def test_edit_unknown_rule_is_404(client, rt, user) -> None:  # type: ignore[no-untyped-def]
-    login(client, user)
-    resp = client.get("/rules/nope/edit")
-    assert resp.status_code == 404
-    assert "nope" in resp.get_data(as_text=True)
-
-
-def test_builder_assets_are_served(client) -> None:  # type: ignore[no-untyped-def]
-    for path in (
-        "/static/builder.js",
-        "/static/builder.css",
-        "/static/vendor/js-yaml.min.js",
-        "/static/vendor/js-yaml.LICENSE",
-    ):
-        resp = client.get(path)
-        assert resp.status_code == 200, path
-        resp.close()
 
 
 # -- browser ---------------------------------------------------------------------------------

@@ -8,14 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
-import redis
 
 from engine.runtime import Runtime
 from engine.store.accounts import setup_token
 from engine.store.queries import get_event
 from engine.store.rule_files import apply_paths
 from tests.conftest import USER_EMAIL, USER_PASSWORD
-from tests.servers import Reply
+from tests.servers import Reply, free_port
+from web import create_app
 
 PAGES = ["/", "/dashboard/live", "/sources", "/sources/new", "/rules", "/events",
          "/secrets", "/events/evt_nope"]
@@ -56,14 +56,19 @@ def text_of(resp) -> str:  # type: ignore[no-untyped-def]
     return html.unescape(resp.get_data(as_text=True))
 
 
-@pytest.fixture
-def ui(client, user):  # type: ignore[no-untyped-def]
-    """The test client, logged in through the login form."""
+def log_in(client):  # type: ignore[no-untyped-def]
+    """Log ``client`` in through the login form (as the ``user`` fixture's user)."""
     page = client.get("/login").get_data(as_text=True)
     r = client.post("/login", data={"email": USER_EMAIL, "password": USER_PASSWORD,
                                     "csrf_token": csrf_of(page)})
     assert r.status_code == 302 and r.headers["Location"] == "/"
     return client
+
+
+@pytest.fixture
+def ui(client, user):  # type: ignore[no-untyped-def]
+    """The test client, logged in through the login form."""
+    return log_in(client)
 
 
 def post_form(client, url: str, data: dict, *, page: str | None = None, **kw):  # type: ignore[no-untyped-def]
@@ -185,14 +190,15 @@ def test_dashboard_draws_charts_and_counts(ui, shop, work):  # type: ignore[no-u
     assert "<svg" in live and "<html" not in live
 
 
-def test_dashboard_says_when_redis_is_unreachable(ui, rt, monkeypatch):  # type: ignore[no-untyped-def]
-    class DeadQueue:
-        @property
-        def count(self) -> int:
-            raise redis.ConnectionError("connection refused")
-
-    monkeypatch.setitem(rt.__dict__, "queue", DeadQueue())
-    page = text_of(ui.get("/"))
+def test_dashboard_says_when_redis_is_unreachable(rt, user):  # type: ignore[no-untyped-def]
+    """The app on a Runtime of the same database whose Redis is a closed port."""
+    dead = Runtime(rt.settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        app = create_app(runtime=dead)
+        app.config["TESTING"] = True
+        page = text_of(log_in(app.test_client()).get("/"))
+    finally:
+        dead.close()
     assert "Redis unreachable" in page
 
 

@@ -8,5 +8,6 @@ Pure: no database, network, Flask or Redis. Everything here works on plain dicts
     conditions    compile_condition → evaluate(doc) → Outcome(matched, reason, trace)
     templating    compile_value/render_template/check_template in the sandbox (rules.sandbox)
     match         compile_rule, RuleSet(...).match(doc, source), build_event_document
+    vocabulary    describe(): the language as plain data (operators, step fields) for editors
     templates/    starter rule files with sample payloads
 """

@@ -8,27 +8,37 @@
 (function () {
   "use strict";
 
-  // -- tables ---------------------------------------------------------------------------
-  const OPS = [
-    ["eq", "is (=)"], ["ne", "is not (≠)"], ["gt", "greater than (>)"],
-    ["ge", "at least (≥)"], ["lt", "less than (<)"], ["le", "at most (≤)"],
-    ["in", "is one of"], ["nin", "is none of"], ["contains", "contains"],
-    ["ncontains", "does not contain"], ["startswith", "starts with"],
-    ["endswith", "ends with"], ["regex", "matches regex"], ["exists", "exists"],
-    ["nexists", "does not exist"], ["empty", "is empty"], ["nempty", "is not empty"],
-  ];
-  const OP_LABEL = Object.fromEntries(OPS);
+  // -- wording ----------------------------------------------------------------------------
+  // What the language has (operators, step types and their fields, choices, defaults) comes
+  // from the server, `language` in #rb-initial (rules.vocabulary.describe). These tables only
+  // say how the builder words and lays it out; anything they do not mention still shows,
+  // under its own name.
+  const OP_LABEL = {
+    eq: "is (=)", ne: "is not (≠)", gt: "greater than (>)", ge: "at least (≥)",
+    lt: "less than (<)", le: "at most (≤)", in: "is one of", nin: "is none of",
+    contains: "contains", ncontains: "does not contain", startswith: "starts with",
+    endswith: "ends with", regex: "matches regex", exists: "exists", nexists: "does not exist",
+    empty: "is empty", nempty: "is not empty",
+  };
   const OP_SYMBOL = { eq: "=", ne: "≠", gt: ">", ge: "≥", lt: "<", le: "≤" };
-  const NO_VALUE = new Set(["exists", "nexists", "empty", "nempty"]);
-  const LIST_OPS = new Set(["in", "nin"]);
-  const NUM_OPS = new Set(["gt", "ge", "lt", "le"]);
+  const OP_PLACEHOLDER = { regex: "^refs/heads/" };
   const GROUP_LABEL = {
     all: "ALL of these (and)", any: "ANY of these (or)", not: "NOT — none of this (negate)",
   };
-  const STEP_LABEL = {
-    webhook: "Webhook", email: "Email", db_write: "Database write", reply: "Reply",
-    state: "State", delay: "Delay",
+  const CHOICE_LABEL = {
+    match: { any: "any may match", all: "all must match" },
+    on_error: { stop: "stop the chain", continue: "continue with the next step" },
   };
+  // label, what it does (the "Add a step" list), the id a new step of the type gets
+  const STEP_TEXT = {
+    webhook: { label: "Webhook", blurb: "send an HTTP request", id: "webhook" },
+    email: { label: "Email", blurb: "send a message", id: "email" },
+    db_write: { label: "Database write", blurb: "insert or upsert a row", id: "save" },
+    reply: { label: "Reply", blurb: "answer the caller", id: "reply" },
+    state: { label: "State", blurb: "remember values per conversation", id: "remember" },
+    delay: { label: "Delay", blurb: "wait before the next step", id: "wait" },
+  };
+  // what each action returns (the engine's, not the rule language's): template chips
   const STEP_OUTPUTS = {
     webhook: ["status", "headers", "json", "text"], email: ["message_id"],
     db_write: ["rowcount"], reply: ["status", "json", "text"], state: [], delay: [],
@@ -39,60 +49,67 @@
     ["event.received_at", "event.received_at"], ["secrets.NAME", "secrets.NAME"],
     ["state('key')", "state('key')"], ["rule.name", "rule.name"],
   ];
-  const METHODS = ["POST", "GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+  const RETRY_LABEL = {
+    max_attempts: "Max attempts", backoff: "Backoff", initial_s: "First wait (s)",
+    max_s: "Longest wait (s)",
+  };
+  const PAYLOAD_LABEL = { none: "none", json: "JSON", text: "text", body: "raw body" };
+  const PAYLOADS = ["json", "text", "body"]; // shown as one "Body" choice where a step has them
 
-  // Each field: k (key in the UI step), label, kind, loc (default k), tpl (a template).
-  const STEP_FIELDS = {
+  // How each step type's form is laid out: k (the field), label, and optionally cls,
+  // placeholder (else the field's default), hint, widget "textarea", part (edit only this
+  // field of an object), firstRow (a new step starts with one empty row), keyHint and add
+  // (a mapping's key placeholder and "+ …" button). {k: "payload"} groups PAYLOADS.
+  const STEP_LAYOUT = {
     webhook: [
-      { k: "method", label: "Method", kind: "select", options: METHODS, cls: "rb-narrow" },
-      { k: "url", label: "URL", kind: "text", tpl: true, cls: "rb-grow",
-        placeholder: "https://chat.example/api/post" },
-      { k: "headers", label: "Headers", kind: "kv", tpl: true },
-      { k: "query", label: "Query parameters", kind: "kv", tpl: true, typed: true },
-      { k: "payload", label: "Body", kind: "payload", choices: ["none", "json", "body"] },
-      { k: "timeout_s", label: "Timeout (s)", kind: "number", cls: "rb-narrow",
-        placeholder: "10" },
-      { k: "sign", label: "Sign with secret", kind: "text", cls: "rb-grow",
+      { k: "method", label: "Method", cls: "rb-narrow" },
+      { k: "url", label: "URL", cls: "rb-grow", placeholder: "https://chat.example/api/post" },
+      { k: "headers", label: "Headers" },
+      { k: "query", label: "Query parameters" },
+      { k: "payload", label: "Body" },
+      { k: "timeout_s", label: "Timeout (s)", cls: "rb-narrow" },
+      { k: "sign", label: "Sign with secret", part: "secret", cls: "rb-grow",
         placeholder: "OUT_SIGNING", hint: "Standard Webhooks headers; a stored secret's name" },
     ],
     email: [
-      { k: "to", label: "To", kind: "text", tpl: true, cls: "rb-grow",
-        hint: "one address, or several separated by commas" },
-      { k: "cc", label: "Cc", kind: "text", tpl: true },
-      { k: "bcc", label: "Bcc", kind: "text", tpl: true },
-      { k: "from", label: "From", kind: "text", tpl: true, placeholder: "default sender" },
-      { k: "reply_to", label: "Reply-To", kind: "text", tpl: true },
-      { k: "subject", label: "Subject", kind: "text", tpl: true, cls: "rb-full" },
-      { k: "text", label: "Text", kind: "textarea", tpl: true, cls: "rb-full" },
-      { k: "html", label: "HTML", kind: "textarea", tpl: true, cls: "rb-full" },
+      { k: "to", label: "To", cls: "rb-grow", hint: "one address, or several separated by commas" },
+      { k: "cc", label: "Cc" },
+      { k: "bcc", label: "Bcc" },
+      { k: "from", label: "From", placeholder: "default sender" },
+      { k: "reply_to", label: "Reply-To" },
+      { k: "subject", label: "Subject", cls: "rb-full" },
+      { k: "text", label: "Text", widget: "textarea", cls: "rb-full" },
+      { k: "html", label: "HTML", widget: "textarea", cls: "rb-full" },
     ],
     db_write: [
-      { k: "connection", label: "Connection", kind: "text", placeholder: "default",
-        hint: "default, or a stored secret holding a database URL" },
-      { k: "table", label: "Table", kind: "text", placeholder: "payments" },
-      { k: "mode", label: "Mode", kind: "select", options: ["insert", "upsert"], cls: "rb-narrow" },
-      { k: "key", label: "Key columns", kind: "text", hint: "for upsert; comma separated" },
-      { k: "values", label: "Values (column → template)", kind: "kv", tpl: true, typed: true },
+      { k: "connection", label: "Connection", hint: "default, or a stored secret holding a database URL" },
+      { k: "table", label: "Table", placeholder: "payments" },
+      { k: "mode", label: "Mode", cls: "rb-narrow" },
+      { k: "key", label: "Key columns", hint: "for upsert; comma separated" },
+      { k: "values", label: "Values (column → template)", firstRow: true, keyHint: "column", add: "Column" },
     ],
     reply: [
-      { k: "status", label: "Status", kind: "number", cls: "rb-narrow", placeholder: "200" },
-      { k: "content_type", label: "Content type", kind: "text", tpl: true,
-        placeholder: "application/json" },
-      { k: "headers", label: "Headers", kind: "kv", tpl: true },
-      { k: "payload", label: "Body", kind: "payload", choices: ["none", "json", "text", "body"] },
+      { k: "status", label: "Status", cls: "rb-narrow" },
+      { k: "content_type", label: "Content type", placeholder: "application/json" },
+      { k: "headers", label: "Headers" },
+      { k: "payload", label: "Body" },
     ],
     state: [
-      { k: "key", label: "Key", kind: "text", tpl: true, cls: "rb-grow",
-        placeholder: "{{ body.chat.id }}", hint: "which conversation's memory" },
-      { k: "ttl_s", label: "Expires after (s)", kind: "number", cls: "rb-narrow" },
-      { k: "set", label: "Set (field → value; null deletes)", kind: "kv", tpl: true, typed: true },
+      { k: "key", label: "Key", cls: "rb-grow", placeholder: "{{ body.chat.id }}",
+        hint: "which conversation's memory" },
+      { k: "ttl_s", label: "Expires after (s)", cls: "rb-narrow" },
+      { k: "set", label: "Set (field → value; null deletes)", firstRow: true },
     ],
     delay: [
-      { k: "seconds", label: "Seconds", kind: "text", tpl: true, placeholder: "30",
-        hint: "a number, or a template that renders one" },
+      { k: "seconds", label: "Seconds", placeholder: "30", hint: "a number, or a template that renders one" },
     ],
   };
-  const PAYLOAD_LABEL = { none: "none", json: "JSON", text: "text", body: "raw body" };
+
+  // How a field of each kind (rules.vocabulary) is edited; other kinds get a YAML box.
+  const WIDGET_OF_KIND = {
+    choice: "select", integer: "number", number: "number", text: "text", mapping: "kv",
+    list: "list", "text|list": "one-or-list", "number|text": "numberish",
+  };
 
   // -- small helpers ----------------------------------------------------------------------
   const $ = (sel, root) => (root || document).querySelector(sel);
@@ -161,16 +178,82 @@
     return typeof v === "string" ? v : JSON.stringify(v, null, 2);
   }
 
-  // -- state ----------------------------------------------------------------------------
+  // -- the language, as the server describes it -------------------------------------------
   const initial = JSON.parse($("#rb-initial").textContent);
+  const LANG = initial.language;
+  const byName = (fields) => Object.fromEntries(fields.map((f) => [f.name, f]));
+  const humanize = (name) => name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, " ");
+
+  const OPS = LANG.operators.map((o) => o.name);
+  const OPERATOR = Object.fromEntries(LANG.operators.map((o) => [o.name, o]));
+  /** What an operator's value is: "none" (exists…), "list" (in, nin) or "one". */
+  const opTakes = (op) => (OPERATOR[op] || {}).value;
+  /** Whether an operator compares by order (gt…): its value box is a number box. */
+  const opOrdered = (op) => !!(OPERATOR[op] || {}).ordered;
+  const PREDICATE = byName(LANG.predicate);
+  const MATCH = PREDICATE.match;
+  const STEP_COMMON = byName(LANG.step);
+  const ON_ERROR = STEP_COMMON.on_error;
+  const RETRY_FIELDS = STEP_COMMON.retry.fields;
+  const STEP_TYPES = LANG.steps.map((m) => m.type);
+  const STEP_SUMMARY = Object.fromEntries(LANG.steps.map((m) => [m.type, m.summary]));
+  const STEP_FIELDS = Object.fromEntries(LANG.steps.map((m) => [m.type, formFields(m)]));
+
+  /** A step type's form: its fields as the server lists them, ordered and worded by
+   * STEP_LAYOUT; fields the layout does not mention come last, labelled by their name. */
+  function formFields(model) {
+    const fields = byName(model.fields);
+    const shown = new Set();
+    const out = [];
+    for (const look of STEP_LAYOUT[model.type] || []) {
+      if (look.k === "payload") {
+        const choices = PAYLOADS.filter((c) => fields[c]);
+        choices.forEach((c) => shown.add(c));
+        if (choices.length) out.push({ ...look, widget: "payload", choices: ["none", ...choices] });
+      } else if (fields[look.k]) {
+        shown.add(look.k);
+        out.push(formField(fields[look.k], look));
+      }
+    }
+    for (const f of model.fields) {
+      if (!shown.has(f.name)) out.push(formField(f, { k: f.name, label: humanize(f.name) }));
+    }
+    return out;
+  }
+
+  /** One form field: the server's facts about `f` (kind, default, choices, template) with
+   * the layout's wording; `widget` is how it is edited. */
+  function formField(f, look) {
+    const scalarDefault = typeof f.default === "string" || typeof f.default === "number";
+    const field = {
+      ...look,
+      widget: look.part ? "part" : look.widget || WIDGET_OF_KIND[f.kind] || "yaml",
+      tpl: f.template, typed: f.values === "any", required: f.required, default: f.default,
+      placeholder: look.placeholder || (scalarDefault ? String(f.default) : null),
+    };
+    if (f.choices) field.options = defaultFirst(f.choices, f.default);
+    if (look.part) field.rest = defaults(f.fields); // the object's other fields keep their defaults
+    return field;
+  }
+
+  /** Choices with the default first: a select shows its first option until one is picked. */
+  function defaultFirst(choices, dflt) {
+    return choices.includes(dflt) ? [dflt, ...choices.filter((c) => c !== dflt)] : choices;
+  }
+
+  function defaults(fields) {
+    return Object.fromEntries(fields.filter((f) => f.default !== null).map((f) => [f.name, f.default]));
+  }
+
+  // -- state ----------------------------------------------------------------------------
   const state = {
     meta: {}, when: null, actions: [], savedName: initial.editing || null, view: "form",
   };
   let lastPathInput = null;
 
   function newPredicate(path) {
-    return { t: "pred", path: path || "", op: "eq", valueText: "", useValuePath: false,
-             value_path: "", ignore_case: false, match: "any" };
+    return { t: "pred", path: path || "", op: OPS[0], valueText: "", useValuePath: false,
+             value_path: "", ignore_case: PREDICATE.ignore_case.default, match: MATCH.default };
   }
 
   function condFromSpec(c) {
@@ -179,12 +262,12 @@
     if (isObject(c) && has(c, "not")) return { t: "group", kind: "not", children: [condFromSpec(c.not)] };
     const p = newPredicate(isObject(c) ? c.path || "" : "");
     if (!isObject(c)) return p;
-    p.op = c.op || "eq";
-    if (LIST_OPS.has(p.op) && Array.isArray(c.value)) p.valueText = c.value.map(fmtScalar).join(", ");
+    p.op = c.op || OPS[0];
+    if (opTakes(p.op) === "list" && Array.isArray(c.value)) p.valueText = c.value.map(fmtScalar).join(", ");
     else if (c.value !== undefined && c.value !== null) p.valueText = fmtScalar(c.value);
     if (c.value_path) { p.useValuePath = true; p.value_path = c.value_path; }
     p.ignore_case = !!c.ignore_case;
-    p.match = c.match === "all" ? "all" : "any";
+    p.match = MATCH.choices.includes(c.match) ? c.match : MATCH.default;
     return p;
   }
 
@@ -195,15 +278,15 @@
       return { [node.kind]: kids };
     }
     const out = { path: node.path.trim(), op: node.op };
-    if (!NO_VALUE.has(node.op)) {
+    if (opTakes(node.op) !== "none") {
       if (node.useValuePath) out.value_path = node.value_path.trim();
-      else if (LIST_OPS.has(node.op)) out.value = splitList(node.valueText).map(parseScalar);
+      else if (opTakes(node.op) === "list") out.value = splitList(node.valueText).map(parseScalar);
       else if (!blank(node.valueText)) {
-        out.value = NUM_OPS.has(node.op) ? toNumberish(node.valueText) : parseScalar(node.valueText);
+        out.value = opOrdered(node.op) ? toNumberish(node.valueText) : parseScalar(node.valueText);
       }
     }
     if (node.ignore_case) out.ignore_case = true;
-    if (node.match === "all") out.match = "all";
+    if (node.match !== MATCH.default) out.match = node.match;
     return out;
   }
 
@@ -227,24 +310,23 @@
     return out;
   }
 
-  function recipients(v) {
+  function listText(v) {
     return Array.isArray(v) ? v.join(", ") : v || "";
   }
 
   function stepFromSpec(spec) {
-    const s = { type: spec.type || "webhook", id: spec.id || "", on_error: spec.on_error || "stop",
-                whenText: "", retryOn: !!spec.retry, retry: { max_attempts: "", backoff: "exponential",
-                initial_s: "", max_s: "" }, payload: "none", jsonText: "", bodyText: "" };
+    const s = { type: spec.type || STEP_TYPES[0], id: spec.id || "", on_error: spec.on_error || ON_ERROR.default,
+                whenText: "", retryOn: !!spec.retry, retry: {}, payload: "none", jsonText: "", bodyText: "" };
     if (spec.when) s.whenText = dumpFlow(spec.when);
-    if (isObject(spec.retry)) {
-      for (const k of ["max_attempts", "initial_s", "max_s"]) {
-        if (spec.retry[k] !== undefined) s.retry[k] = String(spec.retry[k]);
-      }
-      s.retry.backoff = spec.retry.backoff || "exponential";
+    const retry = isObject(spec.retry) ? spec.retry : {};
+    for (const f of RETRY_FIELDS) {
+      if (f.kind === "choice") s.retry[f.name] = retry[f.name] || f.default;
+      else s.retry[f.name] = retry[f.name] === undefined ? "" : String(retry[f.name]);
     }
     for (const f of STEP_FIELDS[s.type] || []) {
-      if (f.kind === "kv") s[f.k] = kvFromSpec(spec[f.k], f.typed);
-      else if (f.kind === "payload") {
+      const v = spec[f.k];
+      if (f.widget === "kv") s[f.k] = kvFromSpec(v, f.typed);
+      else if (f.widget === "payload") {
         for (const c of f.choices) {
           if (c !== "none" && spec[c] !== undefined && spec[c] !== null) {
             s.payload = c;
@@ -252,13 +334,12 @@
             else s.bodyText = spec[c];
           }
         }
-      } else if (f.k === "sign") s.sign = isObject(spec.sign) ? spec.sign.secret || "" : "";
-      else if (f.k === "key" && s.type === "db_write") s.key = (spec.key || []).join(", ");
-      else if (["to", "cc", "bcc"].includes(f.k)) s[f.k] = recipients(spec[f.k]);
-      else s[f.k] = spec[f.k] === undefined || spec[f.k] === null ? "" : String(spec[f.k]);
+      } else if (f.widget === "part") s[f.k] = isObject(v) ? v[f.part] || "" : "";
+      else if (f.widget === "list" || f.widget === "one-or-list") s[f.k] = listText(v);
+      else if (f.widget === "select") s[f.k] = blank(v) ? (f.default ?? f.options[0]) : String(v);
+      else if (f.widget === "yaml") s[f.k] = v === undefined || v === null ? "" : dumpFlow(v);
+      else s[f.k] = v === undefined || v === null ? "" : String(v);
     }
-    if (s.type === "webhook" && !s.method) s.method = "POST";
-    if (s.type === "db_write" && !s.mode) s.mode = "insert";
     return s;
   }
 
@@ -270,10 +351,10 @@
     out.type = s.type;
     for (const f of STEP_FIELDS[s.type] || []) {
       const v = s[f.k];
-      if (f.kind === "kv") {
+      if (f.widget === "kv") {
         const obj = kvToSpec(v || [], f.typed);
-        if (Object.keys(obj).length || f.k === "values") out[f.k] = obj;
-      } else if (f.kind === "payload") {
+        if (Object.keys(obj).length || f.required) out[f.k] = obj;
+      } else if (f.widget === "payload") {
         if (s.payload === "json") {
           if (blank(s.jsonText)) errs.push({ loc: `${loc}.json`, message: "write the JSON to send (or choose no body)" });
           else {
@@ -283,20 +364,24 @@
             }
           }
         } else if (s.payload !== "none") out[s.payload] = s.bodyText || "";
-      } else if (f.k === "sign") {
-        if (!blank(v)) out.sign = { scheme: "standard", secret: v.trim() };
-      } else if (f.k === "key" && s.type === "db_write") {
-        const cols = splitList(v);
-        if (cols.length) out.key = cols;
-      } else if (["to", "cc", "bcc"].includes(f.k)) {
+      } else if (f.widget === "part") {
+        if (!blank(v)) out[f.k] = { ...f.rest, [f.part]: v.trim() };
+      } else if (f.widget === "list" || f.widget === "one-or-list") {
         const list = splitList(v);
-        if (list.length) out[f.k] = list.length === 1 ? list[0] : list;
-      } else if (f.kind === "number") {
+        if (list.length) out[f.k] = list.length === 1 && f.widget === "one-or-list" ? list[0] : list;
+      } else if (f.widget === "number") {
         if (!blank(v)) out[f.k] = toNumberish(v);
-      } else if (f.k === "seconds") {
-        out.seconds = blank(v) ? "" : toNumberish(v);
-      } else if (f.kind === "select") {
-        if (!blank(v)) out[f.k] = v;
+      } else if (f.widget === "numberish") {
+        // a required one goes out blank too, so the server says what it wants there
+        if (!blank(v)) out[f.k] = toNumberish(v);
+        else if (f.required) out[f.k] = "";
+      } else if (f.widget === "yaml") {
+        if (!blank(v)) {
+          try { out[f.k] = loadYaml(v); } catch (e) {
+            errs.push({ loc: `${loc}.${f.k}`, message: yamlMessage(e) });
+            out[f.k] = v;
+          }
+        }
       } else if (!blank(v)) {
         out[f.k] = v;
       }
@@ -309,11 +394,13 @@
         out.when = s.whenText;
       }
     }
-    if (s.on_error === "continue") out.on_error = "continue";
+    if (s.on_error !== ON_ERROR.default) out.on_error = s.on_error;
     if (s.retryOn) {
-      const r = { backoff: s.retry.backoff };
-      for (const k of ["max_attempts", "initial_s", "max_s"]) {
-        if (!blank(s.retry[k])) r[k] = toNumberish(s.retry[k]);
+      const r = {};
+      for (const f of RETRY_FIELDS) {
+        const v = s.retry[f.name];
+        if (f.kind === "choice") r[f.name] = v;
+        else if (!blank(v)) r[f.name] = toNumberish(v);
       }
       out.retry = r;
     }
@@ -360,13 +447,16 @@
     return Object.assign(spec, m.extra || {});
   }
 
+  function stepText(type) {
+    return STEP_TEXT[type] || { label: type, blurb: STEP_SUMMARY[type] || "", id: type };
+  }
+
   function stepId(s, i) {
     return blank(s.id) ? `step${i + 1}` : s.id.trim();
   }
 
   function freshStepId(type) {
-    const base = { db_write: "save", webhook: "webhook", email: "email", reply: "reply",
-                   state: "remember", delay: "wait" }[type] || type;
+    const base = stepText(type).id;
     const taken = new Set(state.actions.map(stepId));
     if (!taken.has(base)) return base;
     for (let n = 2; ; n++) if (!taken.has(`${base}${n}`)) return `${base}${n}`;
@@ -479,11 +569,11 @@
       oninput: (e) => { node.path = e.target.value; } });
     const opSel = h("select", { id: opId, value: node.op,
       onchange: (e) => { node.op = e.target.value; rerenderPredicate(); } },
-      OPS.map(([op, label]) => h("option", { value: op }, label)));
+      OPS.map((op) => h("option", { value: op }, OP_LABEL[op] || op)));
 
     const valueWrap = h("div", { class: "rb-field rb-cond-value",
       "data-loc": node.useValuePath ? `${loc}.value_path` : `${loc}.value` });
-    if (NO_VALUE.has(node.op)) {
+    if (opTakes(node.op) === "none") {
       valueWrap.classList.add("rb-novalue");
       valueWrap.append(h("span", { class: "rb-label-like", "aria-hidden": "true" }, "Value"),
         h("span", { class: "rb-muted" }, "no value needed"));
@@ -493,12 +583,12 @@
           placeholder: "$.body.limit", autocomplete: "off", spellcheck: "false",
           oninput: (e) => { node.value_path = e.target.value; } }));
     } else {
-      const list = LIST_OPS.has(node.op);
-      const numeric = NUM_OPS.has(node.op) && (blank(node.valueText) || typeof toNumberish(node.valueText) === "number");
+      const list = opTakes(node.op) === "list";
+      const numeric = opOrdered(node.op) && (blank(node.valueText) || typeof toNumberish(node.valueText) === "number");
       valueWrap.append(h("label", { for: valId }, list ? "Values (comma separated)" : "Value"),
         h("input", { id: valId, value: node.valueText, autocomplete: "off", spellcheck: "false",
           type: numeric ? "number" : "text", step: numeric ? "any" : null,
-          placeholder: list ? "usd, eur" : numeric ? "1000" : node.op === "regex" ? "^refs/heads/" : "value",
+          placeholder: list ? "usd, eur" : numeric ? "1000" : OP_PLACEHOLDER[node.op] || "value",
           oninput: (e) => { node.valueText = e.target.value; } }));
     }
 
@@ -510,7 +600,7 @@
         h("input", { type: "checkbox", id: icId, checked: node.ignore_case,
           onchange: (e) => { node.ignore_case = e.target.checked; } }),
         h("label", { for: icId }, "ignore case")),
-      NO_VALUE.has(node.op) ? null : h("span", { class: "rb-check" },
+      opTakes(node.op) === "none" ? null : h("span", { class: "rb-check" },
         h("input", { type: "checkbox", id: vpId, checked: node.useValuePath,
           onchange: (e) => { node.useValuePath = e.target.checked; rerenderPredicate(); } }),
         h("label", { for: vpId }, "compare with another path")),
@@ -518,7 +608,7 @@
         h("label", { for: mId }, "several values:"),
         h("select", { id: mId, class: "rb-mini", value: node.match,
           onchange: (e) => { node.match = e.target.value; } },
-          h("option", { value: "any" }, "any may match"), h("option", { value: "all" }, "all must match"))));
+          choiceOptions("match", MATCH.choices))));
 
     const row = h("div", { class: "rb-cond", "data-loc": loc },
       h("div", { class: "rb-cond-main" },
@@ -588,7 +678,7 @@
 
     const head = h("div", { class: "rb-step-head" },
       h("span", { class: `rb-step-badge rb-type-${s.type}` }, `${n}`),
-      h("strong", {}, STEP_LABEL[s.type] || s.type),
+      h("strong", {}, stepText(s.type).label),
       h("div", { class: "rb-field rb-step-id", "data-loc": `${loc}.id` },
         h("label", { for: idId, class: "rb-inline-label" }, "id"),
         h("input", { id: idId, value: s.id, placeholder: `step${n}`, autocomplete: "off",
@@ -621,25 +711,8 @@
     const errId = uid("onerr");
     const retryId = uid("retry");
     const retryBox = h("div", { class: "rb-grid rb-retry", "data-loc": `${loc}.retry`, hidden: !s.retryOn });
-    const rid = { m: uid("rm"), b: uid("rb"), i: uid("ri"), x: uid("rx") };
-    retryBox.append(
-      h("div", { class: "rb-field", "data-loc": `${loc}.retry.max_attempts` },
-        h("label", { for: rid.m }, "Max attempts"),
-        h("input", { id: rid.m, type: "number", min: 1, value: s.retry.max_attempts, placeholder: "8",
-          oninput: (e) => { s.retry.max_attempts = e.target.value; } })),
-      h("div", { class: "rb-field", "data-loc": `${loc}.retry.backoff` },
-        h("label", { for: rid.b }, "Backoff"),
-        h("select", { id: rid.b, value: s.retry.backoff, onchange: (e) => { s.retry.backoff = e.target.value; } },
-          h("option", { value: "exponential" }, "exponential"), h("option", { value: "fixed" }, "fixed"))),
-      h("div", { class: "rb-field", "data-loc": `${loc}.retry.initial_s` },
-        h("label", { for: rid.i }, "First wait (s)"),
-        h("input", { id: rid.i, type: "number", min: 0, step: "any", value: s.retry.initial_s, placeholder: "5",
-          oninput: (e) => { s.retry.initial_s = e.target.value; } })),
-      h("div", { class: "rb-field", "data-loc": `${loc}.retry.max_s` },
-        h("label", { for: rid.x }, "Longest wait (s)"),
-        h("input", { id: rid.x, type: "number", min: 0, step: "any", value: s.retry.max_s, placeholder: "36000",
-          oninput: (e) => { s.retry.max_s = e.target.value; } })));
-    const extrasOpen = !blank(s.whenText) || s.retryOn || s.on_error === "continue";
+    for (const f of RETRY_FIELDS) retryBox.append(renderRetryField(s, f, loc));
+    const extrasOpen = !blank(s.whenText) || s.retryOn || s.on_error !== ON_ERROR.default;
     const extras = h("details", { class: "rb-more", open: extrasOpen },
       h("summary", {}, "Only if…, on error, retry"),
       h("div", { class: "rb-grid" },
@@ -651,7 +724,7 @@
         h("div", { class: "rb-field", "data-loc": `${loc}.on_error` },
           h("label", { for: errId }, "If this step fails"),
           h("select", { id: errId, value: s.on_error, onchange: (e) => { s.on_error = e.target.value; } },
-            h("option", { value: "stop" }, "stop the chain"), h("option", { value: "continue" }, "continue with the next step"))),
+            choiceOptions("on_error", ON_ERROR.choices))),
         h("div", { class: "rb-field rb-check-field" },
           h("span", { class: "rb-check" },
             h("input", { type: "checkbox", id: retryId, checked: s.retryOn,
@@ -663,14 +736,33 @@
       head, grid, chipBox, extras, h("div", { class: "rb-step-result", "aria-live": "polite" }));
   }
 
+  function choiceOptions(name, choices) {
+    return choices.map((c) => h("option", { value: c }, (CHOICE_LABEL[name] || {})[c] || c));
+  }
+
+  /** One box of the retry schedule: a select for a choice, else a number box whose
+   * placeholder is the default and whose minimum is the field's lower bound. */
+  function renderRetryField(s, f, loc) {
+    const id = uid("retry");
+    const set = (e) => { s.retry[f.name] = e.target.value; };
+    const numeric = f.kind === "integer" || f.kind === "number";
+    const input = f.kind === "choice"
+      ? h("select", { id, value: s.retry[f.name], onchange: set }, choiceOptions(f.name, f.choices))
+      : h("input", { id, type: numeric ? "number" : "text", min: f.ge ?? f.gt,
+          step: f.kind === "number" ? "any" : null, value: s.retry[f.name],
+          placeholder: f.default === null ? null : String(f.default), oninput: set });
+    return h("div", { class: "rb-field", "data-loc": `${loc}.retry.${f.name}` },
+      h("label", { for: id }, RETRY_LABEL[f.name] || humanize(f.name)), input);
+  }
+
   function renderStepField(s, f, loc, trackTpl, tplFields) {
     const id = uid(f.k);
     const cls = `rb-field ${f.cls || ""}`;
     const hint = f.hint ? h("small", { id: `${id}-hint` }, f.hint) : null;
     const described = f.hint ? `${id}-hint` : null;
     const bind = (el, key) => { el.addEventListener("input", () => { s[key] = el.value; }); return el; };
-    if (f.kind === "kv") return renderKv(s, f, loc, trackTpl, tplFields);
-    if (f.kind === "payload") {
+    if (f.widget === "kv") return renderKv(s, f, loc, trackTpl, tplFields);
+    if (f.widget === "payload") {
       const wrap = h("div", { class: "rb-field rb-full rb-payload", "data-loc": `${loc}.${s.payload === "none" ? "json" : s.payload}` });
       const selId = uid("payload");
       const sel = h("select", { id: selId, class: "rb-mini", value: s.payload,
@@ -699,15 +791,19 @@
       return wrap;
     }
     let input;
-    if (f.kind === "select") {
+    if (f.widget === "select") {
       input = h("select", { id, value: s[f.k] || f.options[0] }, f.options.map((o) => h("option", { value: o }, o)));
       input.addEventListener("change", () => { s[f.k] = input.value; });
       s[f.k] = s[f.k] || f.options[0];
-    } else if (f.kind === "textarea") {
+    } else if (f.widget === "textarea") {
       input = bind(h("textarea", { id, rows: 3, value: s[f.k] || "", spellcheck: "false", "aria-describedby": described }), f.k);
+    } else if (f.widget === "yaml") {
+      input = bind(h("textarea", { id, rows: 2, value: s[f.k] || "", spellcheck: "false", class: "rb-code",
+        "aria-describedby": described }), f.k);
     } else {
+      const number = f.widget === "number";
       input = bind(h("input", { id, value: s[f.k] || "", autocomplete: "off", spellcheck: "false",
-        type: f.kind === "number" ? "number" : "text", step: f.kind === "number" ? "any" : null,
+        type: number ? "number" : "text", step: number ? "any" : null,
         placeholder: f.placeholder || null, "aria-describedby": described }), f.k);
     }
     if (f.tpl) { trackTpl(input); tplFields.push(input); input.classList.add("rb-tpl"); }
@@ -727,7 +823,7 @@
         if (f.tpl) { trackTpl(vInput); tplFields.push(vInput); }
         wrap.append(h("div", { class: "rb-kv-row" },
           h("label", { for: kId, class: "rb-sr" }, `${f.label} ${r + 1} name`),
-          h("input", { id: kId, value: row[0], placeholder: f.k === "values" ? "column" : "name", autocomplete: "off", spellcheck: "false",
+          h("input", { id: kId, value: row[0], placeholder: f.keyHint || "name", autocomplete: "off", spellcheck: "false",
             oninput: (e) => { row[0] = e.target.value; } }),
           h("label", { for: vId, class: "rb-sr" }, `${f.label} ${r + 1} value`),
           vInput,
@@ -735,7 +831,7 @@
             onclick: () => { rows.splice(r, 1); draw(); wrap.querySelector(".rb-kv-add").focus(); } }, "✕")));
       });
       wrap.append(h("button", { type: "button", class: "rb-small outline secondary rb-kv-add",
-        onclick: () => { rows.push(["", ""]); draw(true); } }, `+ ${f.k === "values" ? "Column" : "Row"}`));
+        onclick: () => { rows.push(["", ""]); draw(true); } }, `+ ${f.add || "Row"}`));
       if (focusLast) {
         const inputs = wrap.querySelectorAll(".rb-kv-row input");
         if (inputs.length) inputs[inputs.length - 2].focus();
@@ -756,10 +852,10 @@
 
   function newStep(type) {
     const s = stepFromSpec({ type, id: freshStepId(type) });
-    if (type === "webhook") s.payload = "json";
-    if (type === "reply") s.payload = "json";
-    if (type === "db_write") s.values = [["", ""]];
-    if (type === "state") s.set = [["", ""]];
+    for (const f of STEP_FIELDS[type] || []) {
+      if (f.widget === "payload" && f.choices.includes("json")) s.payload = "json";
+      if (f.firstRow) s[f.k] = [["", ""]];
+    }
     return s;
   }
 
@@ -1038,7 +1134,7 @@
         else detail = h("pre", { class: "rb-rendered" }, JSON.stringify(st.rendered, null, 2));
         ol.append(h("li", { class: st.error ? "rb-fail" : st.would_run ? "rb-pass" : "rb-skip" },
           h("div", {}, h("strong", {}, st.id),
-            st.id === st.type ? null : h("span", { class: "rb-muted" }, ` · ${STEP_LABEL[st.type] || st.type}`)), detail));
+            st.id === st.type ? null : h("span", { class: "rb-muted" }, ` · ${stepText(st.type).label}`)), detail));
       });
       parts.push(ol);
     }
@@ -1166,6 +1262,10 @@
 
   // -- wiring -----------------------------------------------------------------------------
   function init() {
+    $("#rb-new-step").replaceChildren(...STEP_TYPES.map((type) => {
+      const text = stepText(type);
+      return h("option", { value: type }, text.blurb ? `${text.label} — ${text.blurb}` : text.label);
+    }));
     loadSpec(initial.rule);
     renderAll();
     document.addEventListener("focusin", (e) => {

@@ -1,8 +1,10 @@
 """The rule builder: one page that edits a rule as a form (or as YAML), tests it on a sample
 payload, backtests it over stored events and saves it — all through the JSON API.
 
-The server only renders the page with its starting data (the stored rule, the sources);
-everything the page does afterwards goes through ``/api/v1`` with the session cookie.
+The server only renders the page with its starting data (the stored rule, the sources, and
+the rule language as ``rules.vocabulary.describe`` gives it: operators, step types and their
+fields, which the page builds its form from); everything the page does afterwards goes
+through ``/api/v1`` with the session cookie.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from flask import Blueprint, Flask, abort, render_template, request
 from jinja2 import TemplateNotFound
 
 from engine.store.catalog import spec_from_row
+from rules.vocabulary import describe
 from web.context import runtime
 
 bp = Blueprint("builder", __name__)
@@ -25,7 +28,9 @@ def _source_slugs() -> list[str]:
 
 
 def _page(rule: dict[str, Any], *, editing: str | None, sources: list[str]) -> Any:
-    return render_template("rule_builder.html", rule=rule, editing=editing, sources=sources)
+    return render_template(
+        "rule_builder.html", rule=rule, editing=editing, sources=sources, language=describe()
+    )
 
 
 @bp.get("/rules/new")

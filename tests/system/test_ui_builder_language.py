@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rules.operators import OPERATORS
 from rules.schema import parse_source
 from rules.step_models import STEP_TYPES
 from rules.vocabulary import describe
+
+pytestmark = pytest.mark.slow
 
 OPTIONS = "el => [...el.options].map(o => o.value)"
 

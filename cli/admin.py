@@ -168,6 +168,52 @@ def token_revoke(name: str) -> None:
     click.echo(f"token {name} revoked")
 
 
+@click.group(invoke_without_command=True)
+@click.pass_context
+def destinations(ctx: click.Context) -> None:
+    """Where outgoing calls go: limits and state (paused, probing, slowed, failing)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(destinations_list)
+
+
+@destinations.command("list")
+def destinations_list() -> None:
+    """Configured destinations and every one that fails or is held."""
+    from engine.run.admission import overview
+
+    rows = overview(migrated_runtime())
+    if not rows:
+        click.echo("no destinations configured, none failing")
+    for d in rows:
+        state = d["state"] or "unknown (Redis unreachable)"
+        line = f"{d['destination']}\t{state}"
+        if d.get("failures"):
+            line += f"\t{d['failures']} failures"
+        if d.get("resumes_at"):
+            line += f"\tresumes {_clock(d['resumes_at'])}"
+        if d.get("last_error"):
+            line += f"\tlast error: {d['last_error']}"
+        click.echo(line)
+
+
+@destinations.command("resume")
+@click.argument("destination")
+def destinations_resume(destination: str) -> None:
+    """Resume DESTINATION (as listed, e.g. https://api.example.com:443) by hand."""
+    from engine.run.admission import resume
+
+    if not resume(migrated_runtime(), destination):
+        raise InputError(f"{destination} is not paused or held (hookwise destinations "
+                         "lists them)")
+    click.echo(f"{destination} resumed")
+
+
+def _clock(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
+
+
 @click.group()
 def events() -> None:
     """Stored events, their match traces and executions."""

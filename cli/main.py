@@ -19,5 +19,6 @@ def main() -> None:
 
 for command in (processes.serve, processes.web, processes.worker, processes.db,
                 rule_files.apply, rule_files.export, rule_files.test_cmd, rule_files.send,
-                admin.secrets, admin.replay, admin.user, admin.token, admin.events):
+                admin.secrets, admin.replay, admin.user, admin.token, admin.events,
+                admin.destinations):
     main.add_command(command)

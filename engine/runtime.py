@@ -21,10 +21,14 @@ if TYPE_CHECKING:
     from rq import Queue
     from sqlalchemy.engine import Engine
 
+    from engine.run.dispatch import Dispatcher
     from engine.store.accounts import Accounts
     from engine.store.catalog import Catalog
     from engine.store.event_writer import EventWriter
     from engine.store.secrets import SecretStore
+
+
+STOP_DELIVERY_S = 30.0  # running chains get this long to end when the process stops
 
 
 class Runtime:
@@ -37,6 +41,9 @@ class Runtime:
         self.named_engines: dict[str, Engine] = {}
         # the RQ worker name of this process (None outside workers); steps record it
         self.worker_name: str | None = None
+        # a worker's delivery threads (engine.work.worker.start_delivery); None: chains
+        # run inline in the job
+        self.dispatcher: Dispatcher | None = None
 
     @property
     def redis_url(self) -> str:
@@ -103,6 +110,9 @@ class Runtime:
 
     def close(self) -> None:
         """Release connections (pools, sockets); the object can be dropped afterwards."""
+        if self.dispatcher is not None:
+            self.dispatcher.stop(timeout=STOP_DELIVERY_S)
+            self.dispatcher = None
         d = self.__dict__
         if "http" in d:
             d["http"].close()

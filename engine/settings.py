@@ -20,6 +20,10 @@ DEFAULT_DATA_DIR = "./.hookwise"
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_EMAIL_FROM = "hookwise@localhost"
 SECRET_KEY_FILE = "secret.key"
+# Steps in flight per worker process (delivery threads), and the most of them one
+# destination (scheme + host + port) may hold; bench/run.py's latency stage chose these.
+DEFAULT_WORKER_CONCURRENCY = 128
+DEFAULT_DESTINATION_SHARE = 32
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Settings:
     egress_allow_hosts: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     queue_name: str = "hookwise"
+    worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
+    destination_share: int = DEFAULT_DESTINATION_SHARE
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -94,13 +100,11 @@ class Settings:
         db_url = env.get("HOOKWISE_DATABASE_URL") or f"sqlite:///{data_dir / 'hookwise.db'}"
         smtp_url = env.get("HOOKWISE_SMTP_URL")
         nets, hosts = _parse_allow(env.get("HOOKWISE_EGRESS_ALLOW", ""))
-        raw_max = env.get("HOOKWISE_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))
-        try:
-            max_body = int(raw_max)
-        except ValueError:
-            raise ConfigError(
-                f"HOOKWISE_MAX_BODY_BYTES must be an integer, got {raw_max!r}"
-            ) from None
+        max_body = _positive_int(env, "HOOKWISE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
+        concurrency = _positive_int(env, "HOOKWISE_WORKER_CONCURRENCY",
+                                    DEFAULT_WORKER_CONCURRENCY)
+        share = _positive_int(env, "HOOKWISE_DESTINATION_CONCURRENCY",
+                              min(DEFAULT_DESTINATION_SHARE, concurrency))
         return cls(
             data_dir=data_dir,
             database_url=db_url,
@@ -116,7 +120,20 @@ class Settings:
             egress_allow_hosts=hosts,
             max_body_bytes=max_body,
             queue_name=env.get("HOOKWISE_QUEUE", "hookwise"),
+            worker_concurrency=concurrency,
+            destination_share=min(share, concurrency),
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def _load_or_create_key(data_dir: Path) -> str:

@@ -130,6 +130,40 @@ class SourceSpec(StrictModel):
     rate_limit: RateLimitSpec | None = None
 
 
+class OutgoingRateSpec(StrictModel):
+    """At most ``requests`` calls per ``per_s`` seconds to a destination, all workers
+    together; steps over it wait for their turn (no attempt spent)."""
+
+    requests: int = Field(ge=1, le=1_000_000)
+    per_s: float = Field(default=1, gt=0, le=86_400)
+
+
+class BreakerSpec(StrictModel):
+    """Pause a destination after ``failures`` consecutive transient failures."""
+
+    failures: int = Field(default=5, ge=1, le=1000)
+
+
+DESTINATION_PATTERN = r"^([a-z][a-z0-9+.-]*://)?[A-Za-z0-9._\[\]:-]+$"
+
+
+class DestinationSpec(StrictModel):
+    """Limits for the outgoing calls to one destination: ``host`` is a host name (every
+    scheme and port) or ``scheme://host[:port]`` (just that one)."""
+
+    host: str = Field(max_length=300)
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    rate_limit: OutgoingRateSpec | None = None
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.match(DESTINATION_PATTERN, value):
+            raise ValueError("expected a host name (api.example.com) or scheme://host[:port]")
+        return value.lower()
+
+
 class RuleSpec(StrictModel):
     """A rule: which source, when (a condition tree), what to do (a chain of steps).
 
@@ -170,12 +204,14 @@ class RuleFile(StrictModel):
 
     sources: list[SourceSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
+    destinations: list[DestinationSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleFile:
         for kind, names in (
             ("source slug", [s.slug for s in self.sources]),
             ("rule name", [r.name for r in self.rules]),
+            ("destination host", [d.host for d in self.destinations]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -209,23 +245,34 @@ def parse_source(data: Any, *, file: str | None = None, index: int | None = None
     return source
 
 
+def parse_destination(data: Any, *, file: str | None = None,
+                      index: int | None = None) -> DestinationSpec:
+    """Validate one destination document; RuleValidationError lists every problem."""
+    spec: DestinationSpec = _parse(DestinationSpec, data, file,
+                                   _label("destination", "host", data, index))
+    return spec
+
+
 def parse_rule_file(data: Any, *, file: str | None = None) -> RuleFile:
-    """Validate a whole file (``{sources: [...], rules: [...]}``), collecting all errors."""
+    """Validate a whole file (``{sources: [...], rules: [...], destinations: [...]}``),
+    collecting all errors."""
     if data is None:
         data = {}
     errors: list[FieldError] = []
     if not isinstance(data, dict):
         raise RuleValidationError(
-            [FieldError("", "a rule file is a mapping with `sources:` and/or `rules:`",
+            [FieldError("", "a rule file is a mapping with `sources:`, `rules:` and/or "
+                        "`destinations:`",
                         file=file, value=type(data).__name__)]
         )  # fmt: skip
     for key in data:
-        if key not in ("sources", "rules"):
+        if key not in ("sources", "rules", "destinations"):
             errors.append(FieldError(key, f"unknown top-level key '{key}'", file=file))
-    parsed: dict[str, list[Any]] = {"sources": [], "rules": []}
-    parsers = {"sources": parse_source, "rules": parse_rule}
+    parsed: dict[str, list[Any]] = {"sources": [], "rules": [], "destinations": []}
+    parsers = {"sources": parse_source, "rules": parse_rule, "destinations": parse_destination}
     for (key, parse), (attr, kind) in zip(
-        parsers.items(), (("slug", "source"), ("name", "rule")), strict=True
+        parsers.items(), (("slug", "source"), ("name", "rule"), ("host", "destination")),
+        strict=True,
     ):
         items = data.get(key) or []
         if not isinstance(items, list):
@@ -242,7 +289,8 @@ def parse_rule_file(data: Any, *, file: str | None = None) -> RuleFile:
                                      file=file, rule=f"{kind} '{name}'", value=name))  # fmt: skip
     if errors:
         raise RuleValidationError(errors)
-    return RuleFile(sources=parsed["sources"], rules=parsed["rules"])
+    return RuleFile(sources=parsed["sources"], rules=parsed["rules"],
+                    destinations=parsed["destinations"])
 
 
 def load_rule_file(path: str | PathLike[str]) -> RuleFile:
@@ -273,3 +321,8 @@ def dump_rule(rule: RuleSpec) -> dict[str, Any]:
 def dump_source(source: SourceSpec) -> dict[str, Any]:
     """A plain dict of ``source`` (user-facing names, defaults left out); parses back equal."""
     return _dump(source)
+
+
+def dump_destination(destination: DestinationSpec) -> dict[str, Any]:
+    """A plain dict of ``destination`` (defaults left out); parses back equal."""
+    return _dump(destination)

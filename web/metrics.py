@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from engine.broker import inbox
+from engine.outbound.guard import DestinationGuard
 from engine.runtime import Runtime
 from engine.store.models import Event, Execution, StepRun
 from web.context import runtime
@@ -60,9 +61,24 @@ class HookwiseCollector(Collector):
             queued.add_metric(["started"], len(q.started_job_registry))
             up.add_metric([], 1)
             yield queued
+            yield destination_states(self.rt)
         except Exception:
             up.add_metric([], 0)
         yield up
+
+
+STATES = ("failing", "paused", "probing", "slowed")
+
+
+def destination_states(rt: Runtime) -> Metric:
+    """1 for the state each failing or held destination is in (a healthy one has none)."""
+    gauge = GaugeMetricFamily("hookwise_destination_state",
+                              "1 for the state of a destination that fails or is held",
+                              labels=["destination", "state"])
+    for d in DestinationGuard(rt.redis).states():
+        for state in STATES:
+            gauge.add_metric([d["destination"], state], 1 if d["state"] == state else 0)
+    return gauge
 
 
 @bp.get("/metrics")

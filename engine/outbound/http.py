@@ -134,8 +134,15 @@ def build_http_client(
     raises ``engine.outbound.egress.EgressRefused`` (an ``httpx.ConnectError``). The caller owns
     the client and closes it.
     """
+    # a connection per delivery thread, so a worker's calls never queue for the pool
+    limits = httpx.Limits(max_connections=max(DEFAULT_LIMITS.max_connections or 0,
+                                              settings.worker_concurrency),
+                          max_keepalive_connections=max(
+                              DEFAULT_LIMITS.max_keepalive_connections or 0,
+                              settings.destination_share),
+                          keepalive_expiry=DEFAULT_LIMITS.keepalive_expiry)
     client = httpx.Client(
-        transport=GuardedTransport(settings),
+        transport=GuardedTransport(settings, limits=limits),
         follow_redirects=False,
         trust_env=False,
         timeout=timeout,

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from engine.ids import utcnow
 from engine.run.chain import ChainRunner
+from engine.run.dispatch import Work
 from engine.run.executions import NewExecution, insert_executions, new_execution
 from engine.run.release import no_reply_coming
 from engine.runtime import Runtime
@@ -36,17 +37,36 @@ OPEN_EXECUTION = (ExecutionStatus.pending, ExecutionStatus.running)
 Created = tuple[Execution, list[StepRun], bool]  # bool: its first step is claimed already
 
 
+Submit = Callable[[Work], object]
+
+
+def run_inline(rt: Runtime) -> Submit:
+    """Run each chain to its end (or its wait) in the caller's thread, one after the
+    other: the ``submit`` of a process without delivery threads."""
+    runner = ChainRunner(rt)
+
+    def run(work: Work) -> None:
+        try:
+            runner.run(work.execution_id, loaded=work.loaded, first_claimed=work.first_claimed)
+        except Exception:  # the batch's other chains go on; the sweeper resumes this one
+            log.exception("execution %s stopped", work.execution_id)
+
+    return run
+
+
 def process_events(rt: Runtime, event_ids: list[str],
-                   before_each: Callable[[], object] | None = None) -> list[dict[str, object]]:
-    """Match a batch of stored events in one read and one transaction, then run each
-    matching rule's chain (each step checkpointed on its own). ``before_each`` is called
-    before each event's chains run (the inbox drain refreshes its ownership there)."""
+                   before_each: Callable[[], object] | None = None,
+                   submit: Submit | None = None) -> list[dict[str, object]]:
+    """Match a batch of stored events in one read and one transaction, then hand each
+    matching rule's chain to ``submit`` (a worker's ``Dispatcher.submit``; by default
+    they run inline). ``before_each`` is called before each event's chains are handed
+    over (the inbox drain refreshes its ownership there)."""
+    submit = submit or run_inline(rt)
     with Session(rt.db) as s:
         found = {e.id: e for e in s.exec(
             select(Event).where(Event.id.in_(event_ids)))}  # type: ignore[attr-defined]
     answers: dict[str, dict[str, object]] = {}
     fresh: list[Event] = []
-    runner = ChainRunner(rt)
     for event_id in event_ids:
         event = found.get(event_id)
         if event is None:
@@ -54,7 +74,7 @@ def process_events(rt: Runtime, event_ids: list[str],
             answers[event_id] = {"event_id": event_id, "found": False}
         elif event.status != EventStatus.pending:
             # A duplicate job, or one re-queued after a crash: resume whatever is open.
-            answers[event_id] = _resume(rt, runner, event_id)
+            answers[event_id] = _resume(rt, submit, event_id)
         else:
             fresh.append(event)
     if fresh:
@@ -71,22 +91,19 @@ def process_events(rt: Runtime, event_ids: list[str],
             if not any(st.type == "reply" for _, steps, _ in execs for st in steps):
                 no_reply_coming(rt, event.source, event.id)
             for ex, steps, first_claimed in execs:  # what was just written: no re-reads
-                try:
-                    runner.run(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed)
-                except Exception:  # the batch's other chains go on; the sweeper resumes it
-                    log.exception("execution %s of event %s stopped", ex.id, event.id)
+                submit(Work(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed))
             answers[event.id] = {"event_id": event.id,
                                  "executions": [ex.id for ex, _, _ in execs]}
     return [answers[i] for i in event_ids]
 
 
-def _resume(rt: Runtime, runner: ChainRunner, event_id: str) -> dict[str, object]:
+def _resume(rt: Runtime, submit: Submit, event_id: str) -> dict[str, object]:
     with Session(rt.db) as s:
         open_ids = list(s.exec(select(Execution.id).where(
             Execution.event_id == event_id,
             Execution.status.in_(OPEN_EXECUTION))))  # type: ignore[attr-defined]
     for ex_id in open_ids:
-        runner.run(ex_id)
+        submit(Work(ex_id))
     return {"event_id": event_id, "resumed": open_ids}
 
 

@@ -7,13 +7,19 @@ repeated. Steps run back to back in one job until a delay or a retry needs a lat
 time; then the execution is scheduled on RQ and the job ends.
 
 Deciding and rendering a step is ``engine.run.steps`` (shared with the dry run);
-writing progress is ``engine.run.record``.
+writing progress is ``engine.run.record``. A webhook step is admitted to its destination
+before it is claimed (``engine.run.admission``): a paused or rate-limited destination
+makes it wait without spending an attempt, and with a ``Gate`` (the worker's
+``engine.run.dispatch.Dispatcher``) a destination whose share of threads is in use
+*parks* the chain; ``run`` then answers the destination it waits for.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
 from typing import Any
@@ -24,7 +30,9 @@ from engine.actions import ACTIONS, StepContext
 from engine.broker import queue as q
 from engine.errors import ActionError, PermanentActionError, QueueError
 from engine.ids import utcnow
+from engine.outbound.destinations import destination_of
 from engine.run import steps
+from engine.run.admission import Admitter, Gate, Hold, Parked, Ticket
 from engine.run.record import Recorder, elapsed_ms, execution_values
 from engine.run.release import no_reply_coming
 from engine.run.retry import next_delay
@@ -46,6 +54,7 @@ from rules.errors import TemplateError
 log = logging.getLogger(__name__)
 
 EARLY_TOLERANCE_S = 1.0
+HOLD_SPREAD_S = 1.0
 
 
 class Outcome(Enum):
@@ -65,6 +74,14 @@ class Outcome(Enum):
 
 _STATUS = {Outcome.SUCCEEDED: ExecutionStatus.succeeded, Outcome.FAILED: ExecutionStatus.failed,
            Outcome.WAITING: ExecutionStatus.waiting}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How ``ChainRunner.run`` left an execution."""
+
+    status: ExecutionStatus | None  # None: another job has it, or it is parked
+    parked_on: str | None = None  # the destination whose slot it waits for
 
 
 def stored_input(rendered: Any, used: Any) -> Any:
@@ -92,15 +109,19 @@ def resolve_signing(rendered: dict[str, Any], secrets: SecretsView) -> dict[str,
 class ChainRunner:
     """Runs executions for one Runtime (one per worker process)."""
 
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Runtime, *, gate: Gate | None = None):
         self.rt = rt
-        self.record = Recorder(rt.db, rt.worker_name)
+        self.admitter = Admitter(rt, gate)
+
+    @property
+    def record(self) -> Recorder:
+        # per call: the worker's name changes when its RQ loop restarts
+        return Recorder(self.rt.db, self.rt.worker_name)
 
     def run(self, execution_id: str, *,
             loaded: tuple[Execution, Event, list[StepRun]] | None = None,
-            first_claimed: bool = False) -> ExecutionStatus | None:
-        """Run the execution's remaining steps; answer its status afterwards (None when
-        another job has it).
+            first_claimed: bool = False) -> RunResult:
+        """Run the execution's remaining steps; answer how it was left.
 
         ``loaded``: the execution, its event and its steps as the caller just wrote them
         (``engine.run.batch``), saving the reads. ``first_claimed``: the caller wrote the
@@ -108,10 +129,10 @@ class ChainRunner:
         transaction that created it; ``steps`` holds it as it was before that claim."""
         found = loaded if loaded is not None else self._load(execution_id)
         if found is None:
-            return None
+            return RunResult(None)
         ex, event, step_runs = found
         if ex.status in (ExecutionStatus.succeeded, ExecutionStatus.failed):
-            return ExecutionStatus(ex.status)
+            return RunResult(ExecutionStatus(ex.status))
         rule = self.rt.catalog.compiled_revision(ex.rule_name, ex.rule_version)
         doc = event_document(event)
         outputs = {st.step_id: st.output for st in step_runs
@@ -119,7 +140,7 @@ class ChainRunner:
         if ex.status != ExecutionStatus.running:
             self.record.set_execution(execution_id, ExecutionStatus.running)
 
-        outcome = Outcome.SUCCEEDED
+        outcome: Outcome | Parked = Outcome.SUCCEEDED
         for i, st in enumerate(step_runs):
             if st.status in FINISHED_STEP:
                 continue
@@ -131,9 +152,11 @@ class ChainRunner:
         else:  # every step was finished already, or the last one went on
             self.record.set_execution(execution_id, ExecutionStatus.succeeded, finished=True)
             outcome = Outcome.SUCCEEDED
+        if isinstance(outcome, Parked):
+            return RunResult(None, parked_on=outcome.destination)
         if outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
             self._ended_without_reply(ex, event, rule, outputs)
-        return outcome.status
+        return RunResult(outcome.status)
 
     def _load(self, execution_id: str) -> tuple[Execution, Event, list[StepRun]] | None:
         with Session(self.rt.db) as s:
@@ -168,9 +191,10 @@ class ChainRunner:
         self, ex: Execution, event: Event, rule: CompiledRule, cstep: CompiledStep,
         st: StepRun, doc: dict[str, Any], outputs: dict[str, Any], *, last: bool = False,
         claimed: bool = False,
-    ) -> Outcome:
+    ) -> Outcome | Parked:
         """Run one step. ``last``: no step follows, so success also finishes the
-        execution (in the step's transaction)."""
+        execution (in the step's transaction). ``claimed``: the step was written claimed
+        by this worker (``st`` is the row as it was before)."""
         now = utcnow()
         if st.status == StepStatus.running:
             return Outcome.NOT_MINE  # another job has it, or it crashed: the sweeper decides
@@ -191,27 +215,68 @@ class ChainRunner:
         if cstep.type == "delay":
             return self._delay(ex, st, cstep, context, outputs)
 
+        rendered: dict[str, Any] | None = None
+        render_error: TemplateError | None = None
+        try:
+            rendered = steps.render(cstep, context)
+        except TemplateError as exc:
+            render_error = exc
+        destination = (destination_of(rendered.get("url"))
+                       if rendered is not None and cstep.type == "webhook" else None)
+        if destination is None:
+            return self._carry_out(ex, event, cstep, st, outputs, secrets, rendered,
+                                   render_error, last=last, claimed=claimed)
+        verdict = self.admitter.admit(destination)
+        if isinstance(verdict, Parked):
+            if claimed:
+                self.record.unclaim(st)
+            return verdict
+        if isinstance(verdict, Hold):
+            return self._hold(ex, st, verdict, claimed=claimed)
+        try:
+            return self._carry_out(ex, event, cstep, st, outputs, secrets, rendered,
+                                   render_error, last=last, claimed=claimed, ticket=verdict)
+        finally:
+            self.admitter.release(verdict)
+
+    def _hold(self, ex: Execution, st: StepRun, hold: Hold, *, claimed: bool) -> Outcome:
+        """The destination is paused or rate-limited: the step waits, its attempt kept,
+        and comes back when the hold ends (spread a little, so a resumed destination
+        is not met by every waiting step at once)."""
+        wait = max(hold.until - time.time(), 0.0) + random.uniform(0, HOLD_SPREAD_S)
+        if not self.record.hold(st, until=utcnow() + timedelta(seconds=wait),
+                                reason=hold.reason, claimed=claimed):
+            return Outcome.NOT_MINE
+        return self._schedule(ex, wait)
+
+    def _carry_out(self, ex: Execution, event: Event, cstep: CompiledStep, st: StepRun,
+                   outputs: dict[str, Any], secrets: SecretsView,
+                   rendered: dict[str, Any] | None, render_error: TemplateError | None, *,
+                   last: bool, claimed: bool, ticket: Ticket | None = None) -> Outcome:
+        """Claim the rendered step, call its action, record what happened."""
         if not claimed and not self.record.claim(st):
             return Outcome.NOT_MINE
         started = time.monotonic()
-        rendered: dict[str, Any] | None = None
+        if render_error is not None or rendered is None:
+            return self._failed(ex, st, cstep, f"template error: {render_error}", None, None,
+                                secrets, started)
         try:
-            rendered = steps.render(cstep, context)
             output = ACTIONS[cstep.type](resolve_signing(rendered, secrets), StepContext(
                 settings=self.rt.settings, execution_id=ex.id, step_id=cstep.id,
                 attempt=st.attempts + 1, http=self.rt.http, db=self.rt.db,
                 resolve_secret=self.rt.secrets.get, engines=self.rt.named_engines,
                 event_id=event.id, redis=self._redis_or_none(),
             ))
-        except TemplateError as exc:
-            return self._failed(ex, st, cstep, f"template error: {exc}", rendered, None,
-                                secrets, started)
         except ActionError as exc:
+            if ticket is not None:
+                self.admitter.report(ticket, exc)
             return self._action_failed(ex, st, cstep, exc, rendered, secrets, started)
         except Exception as exc:  # a bug or an unexpected library error: record it
             log.exception("step %s of %s crashed", cstep.id, ex.id)
             return self._failed(ex, st, cstep, f"internal error: {type(exc).__name__}: {exc}",
                                 rendered, None, secrets, started)
+        if ticket is not None:
+            self.admitter.report(ticket, None)
         outputs[cstep.id] = redact(output, secrets.used.values())
         if not self.record.finish(
             st, StepStatus.succeeded, rendered=stored_input(rendered, secrets.used.values()),

@@ -9,6 +9,7 @@ the claim: the sweeper may have given a stuck step to another worker meanwhile.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -32,6 +33,25 @@ class Recorder:
                 "k_execution_id": st.execution_id, "k_position": st.position,
                 "started_at": utcnow(), "claimed_by": self.me})
         return bool(res.rowcount)
+
+    def unclaim(self, st: StepRun) -> bool:
+        """Give back a claim this worker holds on a step it did not start (``st``: the
+        row as it was before the claim), without spending the attempt."""
+        return self.update_step(st, owned=True, status=st.status, attempts=st.attempts,
+                                started_at=st.started_at, claimed_by=None)
+
+    def hold(self, st: StepRun, *, until: datetime, reason: str, claimed: bool) -> bool:
+        """Put a step that did not start back to ``waiting`` until ``until`` (a paused or
+        rate-limited destination), its attempt not spent (``st``: the row as it was
+        before any claim this worker holds)."""
+        values: dict[str, Any] = {"status": StepStatus.waiting, "next_attempt_at": until,
+                                  "error": reason, "attempts": st.attempts}
+        if claimed:
+            return self.update_step(st, owned=True, claimed_by=None, **values)
+        with self.db.begin() as conn:
+            return bool(conn.execute(sql.update_open_step(tuple(values)), {
+                "k_execution_id": st.execution_id, "k_position": st.position,
+                **values}).rowcount)
 
     def update_step(self, st: StepRun, *, owned: bool = False,
                     then_execution: dict[str, Any] | None = None, **values: Any) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,20 @@ from sqlmodel import Session, select
 
 from engine.ids import utcnow
 from engine.store.db import session_scope
-from engine.store.models import Meta, Rule, RuleRevision, Source
+from engine.store.models import Destination, Meta, Rule, RuleRevision, Source
 from rules.compiled import CompiledRule, compile_rule
 from rules.match import RuleSet
-from rules.schema import RuleSpec, SourceSpec, dump_rule, dump_source, parse_rule, parse_source
+from rules.schema import (
+    DestinationSpec,
+    RuleSpec,
+    SourceSpec,
+    dump_destination,
+    dump_rule,
+    dump_source,
+    parse_destination,
+    parse_rule,
+    parse_source,
+)
 
 VERSION_KEY = "ruleset_version"
 SOURCE_CHECK_INTERVAL_S = 1.0  # ingest re-reads the version at most this often
@@ -29,7 +40,7 @@ SOURCE_CHECK_INTERVAL_S = 1.0  # ingest re-reads the version at most this often
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # "source" | "rule"
+    kind: str  # "source" | "rule" | "destination"
     name: str
     action: str  # "created" | "updated" | "unchanged" | "deleted"
 
@@ -55,6 +66,9 @@ class Catalog:
         self._sources: dict[str, SourceSpec] = {}
         self._sources_version = -1
         self._sources_checked = 0.0
+        self._destinations: dict[str, DestinationSpec] = {}
+        self._destinations_version = -1
+        self._destinations_checked = 0.0
         self._revisions: dict[tuple[str, int], CompiledRule] = {}
 
     # -- reading, cached ---------------------------------------------------------------
@@ -99,7 +113,28 @@ class Catalog:
             self._sources_checked = now
         return self._sources.get(slug)
 
+    def destination(self, destination: str) -> DestinationSpec | None:
+        """The limits configured for ``scheme://host:port``: an entry for exactly that,
+        else one for its host name; refreshed like sources."""
+        now = time.monotonic()
+        if now - self._destinations_checked >= SOURCE_CHECK_INTERVAL_S:
+            v = self.version()
+            if v != self._destinations_version:
+                with Session(self.db) as s:
+                    rows = s.exec(select(Destination)).all()
+                self._destinations = {r.host: parse_destination(r.spec) for r in rows}
+                self._destinations_version = v
+            self._destinations_checked = now
+        if not self._destinations:
+            return None
+        exact = self._destinations.get(destination)
+        if exact is not None:
+            return exact
+        host = destination.split("://", 1)[-1].rsplit(":", 1)[0]
+        return self._destinations.get(host)
+
     def invalidate(self) -> None:
+        self._destinations_checked = 0.0
         self._sources_checked = 0.0
         self._ruleset_checked = 0.0
         self._ruleset = None
@@ -133,6 +168,10 @@ class Catalog:
         with Session(self.db) as s:
             return list(s.exec(select(Rule).order_by(Rule.priority.desc(), Rule.name)))  # type: ignore[attr-defined]
 
+    def list_destinations(self) -> list[Destination]:
+        with Session(self.db) as s:
+            return list(s.exec(select(Destination).order_by(Destination.host)))
+
     def get_rule(self, name: str) -> Rule | None:
         with Session(self.db) as s:
             return s.exec(select(Rule).where(Rule.name == name)).first()
@@ -150,14 +189,18 @@ class Catalog:
             ))
 
     # -- writing -------------------------------------------------------------------------
-    def save(self, sources: list[SourceSpec], rules: list[RuleSpec]) -> list[Change]:
-        """Upsert sources and rules in one transaction; unchanged ones are left alone."""
+    def save(self, sources: list[SourceSpec], rules: list[RuleSpec],
+             destinations: Sequence[DestinationSpec] = ()) -> list[Change]:
+        """Upsert sources, rules and destinations in one transaction; unchanged ones are
+        left alone."""
         changes: list[Change] = []
         with session_scope(self.db) as s:
             for src in sources:
                 changes.append(self._upsert_source(s, src))
             for rule in rules:
                 changes.append(self._upsert_rule(s, rule))
+            for dest in destinations:
+                changes.append(self._upsert_destination(s, dest))
             if any(c.action != "unchanged" for c in changes):
                 bump_version(s)
         self.invalidate()
@@ -168,6 +211,9 @@ class Catalog:
 
     def delete_source(self, slug: str) -> bool:
         return self._delete(select(Source).where(Source.slug == slug))
+
+    def delete_destination(self, host: str) -> bool:
+        return self._delete(select(Destination).where(Destination.host == host))
 
     def _delete(self, query: Any) -> bool:
         """Delete the row ``query`` finds (bumping the version); False if there is none."""
@@ -193,6 +239,20 @@ class Catalog:
         row.updated_at = utcnow()
         s.add(row)
         return Change("source", spec.slug, "updated")
+
+    @staticmethod
+    def _upsert_destination(s: Session, spec: DestinationSpec) -> Change:
+        data = dump_destination(spec)
+        row = s.exec(select(Destination).where(Destination.host == spec.host)).first()
+        if row is None:
+            s.add(Destination(host=spec.host, spec=data))
+            return Change("destination", spec.host, "created")
+        if row.spec == data:
+            return Change("destination", spec.host, "unchanged")
+        row.spec = data
+        row.updated_at = utcnow()
+        s.add(row)
+        return Change("destination", spec.host, "updated")
 
     @staticmethod
     def _upsert_rule(s: Session, spec: RuleSpec) -> Change:

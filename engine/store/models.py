@@ -61,6 +61,18 @@ class Source(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class Destination(SQLModel, table=True):
+    """Limits for outgoing calls to one destination (``rules.schema.DestinationSpec``)."""
+
+    __tablename__ = "destinations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=300, unique=True, index=True)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Rule(SQLModel, table=True):
     __tablename__ = "rules"
 

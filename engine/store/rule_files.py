@@ -14,7 +14,14 @@ import yaml
 
 from engine.store.catalog import Catalog, Change
 from rules.errors import FieldError, RuleValidationError
-from rules.schema import RuleSpec, SourceSpec, dump_rule, dump_source, load_rule_file
+from rules.schema import (
+    DestinationSpec,
+    RuleSpec,
+    SourceSpec,
+    dump_rule,
+    dump_source,
+    load_rule_file,
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -32,10 +39,12 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load(paths: Iterable[str | Path]) -> tuple[list[SourceSpec], list[RuleSpec]]:
+def load(paths: Iterable[str | Path]
+         ) -> tuple[list[SourceSpec], list[RuleSpec], list[DestinationSpec]]:
     """Parse and validate files; raise RuleValidationError listing every problem."""
     sources: dict[str, tuple[SourceSpec, str]] = {}
     rules: dict[str, tuple[RuleSpec, str]] = {}
+    destinations: dict[str, tuple[DestinationSpec, str]] = {}
     errors: list[FieldError] = []
     for f in expand(paths):
         try:
@@ -53,9 +62,16 @@ def load(paths: Iterable[str | Path]) -> tuple[list[SourceSpec], list[RuleSpec]]
                 errors.append(FieldError("name", f"rule also defined in {rules[r.name][1]}",
                                          str(f), f"rule '{r.name}'"))
             rules[r.name] = (r, str(f))
+        for d in doc.destinations:
+            if d.host in destinations and destinations[d.host][1] != str(f):
+                errors.append(FieldError("host", "destination also defined in "
+                                         f"{destinations[d.host][1]}", str(f),
+                                         f"destination '{d.host}'"))
+            destinations[d.host] = (d, str(f))
     if errors:
         raise RuleValidationError(errors)
-    return [s for s, _ in sources.values()], [r for r, _ in rules.values()]
+    return ([s for s, _ in sources.values()], [r for r, _ in rules.values()],
+            [d for d, _ in destinations.values()])
 
 
 def check_references(catalog: Catalog, sources: list[SourceSpec],
@@ -74,17 +90,21 @@ def check_references(catalog: Catalog, sources: list[SourceSpec],
 
 def apply_paths(catalog: Catalog, paths: Iterable[str | Path]) -> list[Change]:
     paths = list(paths)
-    sources, rules = load(paths)
+    sources, rules, destinations = load(paths)
     check_references(catalog, sources, rules)
-    return catalog.save(sources, rules)
+    return catalog.save(sources, rules, destinations)
 
 
 def export_documents(catalog: Catalog) -> dict[str, dict]:
-    """``{relative file name: document}``: one sources file, one file per rule."""
+    """``{relative file name: document}``: one sources file, one destinations file, one
+    file per rule."""
     docs: dict[str, dict] = {}
     srcs = [r.spec for r in catalog.list_sources()]
     if srcs:
         docs["sources.yaml"] = {"sources": srcs}
+    dests = [r.spec for r in catalog.list_destinations()]
+    if dests:
+        docs["destinations.yaml"] = {"destinations": dests}
     for row in catalog.list_rules():
         docs[f"rules/{row.name}.yaml"] = {"rules": [row.spec]}
     return docs
@@ -103,6 +123,9 @@ def export(catalog: Catalog, directory: str | Path | None) -> list[Path] | str:
             "sources": [s for d in docs.values() for s in d.get("sources", [])],
             "rules": [r for d in docs.values() for r in d.get("rules", [])],
         }
+        dests = [x for d in docs.values() for x in d.get("destinations", [])]
+        if dests:
+            merged["destinations"] = dests
         return to_yaml(merged)
     base = Path(directory)
     written = []

@@ -66,6 +66,16 @@ def update_step(columns: tuple[str, ...], owned: bool, owner_known: bool) -> Upd
 
 
 @lru_cache(maxsize=16)
+def update_open_step(columns: tuple[str, ...]) -> Update:
+    """UPDATE of a step's ``columns`` while nobody runs it (pending or waiting), by its
+    (execution, position) key: a hold written without a claim never clobbers one."""
+    return (update(STEPS).where(STEPS.c.execution_id == bindparam("k_execution_id"),
+                                STEPS.c.position == bindparam("k_position"),
+                                STEPS.c.status.in_([StepStatus.pending, StepStatus.waiting]))
+            .values({c: bindparam(c) for c in columns}))
+
+
+@lru_cache(maxsize=16)
 def update_execution(columns: tuple[str, ...]) -> Update:
     """UPDATE of an execution's ``columns`` by id (``k_id``)."""
     return (update(EXECUTIONS).where(EXECUTIONS.c.id == bindparam("k_id"))

@@ -19,13 +19,13 @@ from engine.broker.inbox import (
     start_drain,
     steal,
 )
-from engine.run.batch import process_events
+from engine.run.batch import Submit, process_events
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def drain(rt: Runtime, shard: int) -> int:
+def drain(rt: Runtime, shard: int, submit: Submit | None = None) -> int:
     """Process the shard's events until it is empty (or DRAIN_FOR_S passed)."""
     conn, name = rt.redis, rt.queue.name
     inbox, flag = inbox_key(name, shard), flag_key(name, shard)
@@ -59,7 +59,7 @@ def drain(rt: Runtime, shard: int) -> int:
                 refreshed = time.monotonic()
 
         try:
-            process_events(rt, batch, before_each=keep_flag)
+            process_events(rt, batch, before_each=keep_flag, submit=submit)
         except Exception:  # recorded on the events; the sweeper retries what is open
             log.exception("events %s failed in the drain", batch)
         done += len(batch)

@@ -1,7 +1,10 @@
 """A Hookwise worker: an RQ worker that does not fork per job.
 
 It builds its Runtime once (database engine, HTTP pools, rule cache) and runs jobs in
-process (``SimpleWorker``), with RQ's scheduler for delayed steps and retries.
+process (``SimpleWorker``), with RQ's scheduler for delayed steps and retries. Jobs hand
+chains to the process's delivery threads (``engine.run.dispatch.Dispatcher``,
+``HOOKWISE_WORKER_CONCURRENCY`` of them) and return; a burst worker ends only once they
+are idle, and a stopping worker lets the running chains finish first.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from rq.serializers import JSONSerializer
 
 from engine import runtime
 from engine.broker import liveness
-from engine.runtime import Runtime
+from engine.run.chain import ChainRunner
+from engine.run.dispatch import Dispatcher, Work
+from engine.runtime import STOP_DELIVERY_S, Runtime
 from engine.work import sweeper
 
 log = logging.getLogger(__name__)
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 SCHEDULER_INTERVAL_S = 1  # whole seconds: RQ derives its lock TTL from it
 LOCK_RETRY_S = 15.0  # a dead worker's scheduler lock lapses after ~60 s
 RESTART_AFTER_S = (0.5, 5.0)  # first and longest pause before the loop starts again
+BURST_POLL_S = 0.05
 
 
 class HookwiseWorker(SimpleWorker):
@@ -34,9 +40,22 @@ class HookwiseWorker(SimpleWorker):
 
     max_connection_wait_time = 5.0
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, dispatcher: Dispatcher | None = None,  # type: ignore[no-untyped-def]
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.stop_requested = False
+        self.dispatcher = dispatcher
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):  # type: ignore[no-untyped-def]
+        """In burst mode the queue may run dry while delivery threads still work (and
+        queue more): wait for them before calling it done."""
+        while True:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if result is not None or timeout is not None or self.dispatcher is None:
+                return result
+            if not self.dispatcher.busy:
+                return None
+            self.dispatcher.wait_idle(BURST_POLL_S)
 
     def request_stop(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
         self.stop_requested = True
@@ -51,11 +70,27 @@ class HookwiseWorker(SimpleWorker):
                 self.pubsub_thread.join(timeout=1)
 
 
+def start_delivery(rt: Runtime) -> Dispatcher:
+    """The process's delivery threads (built once), wired to a chain runner that takes
+    each webhook step's destination slot from them."""
+    if rt.dispatcher is None:
+        runner = ChainRunner(rt)
+
+        def run(work: Work) -> str | None:
+            return runner.run(work.execution_id, loaded=work.loaded,
+                              first_claimed=work.first_claimed).parked_on
+
+        rt.dispatcher = runner.admitter.gate = Dispatcher(
+            run, concurrency=rt.settings.worker_concurrency,
+            share=rt.settings.destination_share)
+    return rt.dispatcher
+
+
 def make_worker(rt: Runtime, *, name: str | None = None) -> HookwiseWorker:
     runtime.install(rt)
     worker = HookwiseWorker(
         [rt.queue], connection=rt.redis, serializer=JSONSerializer, name=name,
-        maintenance_interval=60,
+        maintenance_interval=60, dispatcher=start_delivery(rt),
     )
     rt.worker_name = worker.name
     return worker
@@ -128,5 +163,10 @@ def run_worker(rt: Runtime, *, burst: bool = False, with_scheduler: bool = True,
                 return did_work
             pause = min(pause * 2, RESTART_AFTER_S[1])
     finally:
+        if rt.dispatcher is not None:
+            if not rt.dispatcher.stop(timeout=STOP_DELIVERY_S):
+                log.warning("worker: chains still running after %.0f s; the sweeper "
+                            "resumes them", STOP_DELIVERY_S)
+            rt.dispatcher = None
         for stop in stops:
             stop.set()

@@ -2,7 +2,8 @@
 
 One module per concept registers its operations on the blueprint in ``registry``:
 ``sources``, ``rules``, ``drafts`` (dry run and backtest), ``secrets``, ``events``,
-``executions``, ``stats`` and ``openapi`` (the document built from the same registry).
+``executions``, ``destinations``, ``stats`` and ``openapi`` (the document built from the
+same registry).
 Request and response bodies are pydantic models in ``models``; errors in ``errors``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from web.api import (  # noqa: F401 - importing registers the operations
+    destinations,
     drafts,
     events,
     executions,

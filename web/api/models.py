@@ -10,7 +10,7 @@ table shows up in the API before the document names it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
@@ -213,3 +213,24 @@ class SecretValue(Model):
 
 
 # -- events and executions -------------------------------------------------------------
+
+
+# -- destinations ----------------------------------------------------------------------
+class DestinationOut(Record):
+    destination: str = Field(description="scheme://host:port, or a configured host name")
+    config: dict[str, Any] | None = Field(description="its destinations: entry, if any")
+    state: Literal["ok", "failing", "paused", "probing", "slowed"] | None
+    since: float | None = Field(description="paused since (epoch seconds)")
+    resumes_at: float | None = Field(description="when the pause or hold ends")
+    failures: int = Field(description="consecutive transient failures")
+    last_error: str | None
+
+
+class DestinationList(Model):
+    items: list[DestinationOut]
+    total: int
+
+
+class DestinationResume(Model):
+    destination: str = Field(min_length=1, max_length=300,
+                             description="as listed, e.g. https://api.example.com:443")

@@ -1,0 +1,161 @@
+"""What an outgoing call passes before it goes: its destination's breaker, slow-down and
+rate limit (shared by every worker, ``engine.outbound.guard``) and its share of this
+worker's delivery threads (``engine.run.dispatch``).
+
+``admit`` answers a ``Ticket`` (go now; ``release`` it after the call), a ``Hold`` (the
+step waits until then, no attempt spent) or ``Parked`` (no thread share free: the chain
+waits for one). ``report`` tells the breaker how the call went.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis
+
+from engine.errors import ActionError, ConfigError
+from engine.outbound.guard import Admission, DestinationGuard
+from engine.runtime import Runtime
+from rules.schema import DestinationSpec, dump_destination
+
+log = logging.getLogger(__name__)
+
+INLINE_WAIT_S = 1.0  # a rate-limit turn this close is waited for in the thread
+DEFAULT_BREAKER_FAILURES = 5
+
+
+class Gate(Protocol):
+    """Slots per destination (``engine.run.dispatch.Dispatcher``)."""
+
+    def enter(self, destination: str, limit: int | None = None) -> bool: ...
+
+    def leave(self, destination: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Ticket:
+    destination: str
+    spec: DestinationSpec | None
+    admission: Admission
+    in_gate: bool
+
+
+@dataclass(frozen=True)
+class Hold:
+    until: float  # epoch seconds
+    reason: str
+
+
+@dataclass(frozen=True)
+class Parked:
+    """The destination has no free share: the chain waits for one, its step unclaimed."""
+
+    destination: str
+
+
+class Admitter:
+    def __init__(self, rt: Runtime, gate: Gate | None = None):
+        self.rt = rt
+        self.gate = gate
+        self._guard: DestinationGuard | None = None
+
+    @property
+    def guard(self) -> DestinationGuard | None:
+        if self._guard is None:
+            try:
+                self._guard = DestinationGuard(self.rt.redis)
+            except Exception:  # no Redis configured: calls go unguarded
+                return None
+        return self._guard
+
+    def admit(self, destination: str) -> Ticket | Hold | Parked:
+        spec = self.rt.catalog.destination(destination)
+        admission = self._ask(destination, spec)
+        if admission.wait_until is not None:
+            wait = admission.wait_until - time.time()
+            if admission.verdict != "rate" or wait > INLINE_WAIT_S:
+                return Hold(admission.wait_until, admission.reason or "destination held")
+        in_gate = False
+        if self.gate is not None:
+            if not self.gate.enter(destination, spec.concurrency if spec else None):
+                return Parked(destination)
+            in_gate = True
+        if admission.wait_until is not None:  # our reserved rate-limit turn, close by
+            time.sleep(max(admission.wait_until - time.time(), 0))
+        return Ticket(destination, spec, admission, in_gate)
+
+    def release(self, ticket: Ticket) -> None:
+        if ticket.in_gate and self.gate is not None:
+            self.gate.leave(ticket.destination)
+
+    def report(self, ticket: Ticket, error: ActionError | None) -> None:
+        """After the call: a transient failure counts towards the breaker (a 429 with
+        Retry-After slows the destination down for everyone instead); an answer closes
+        a breaker that was counting."""
+        guard = self.guard
+        if guard is None:
+            return
+        try:
+            if error is None or not error.transient:
+                if ticket.admission.report:
+                    guard.succeeded(ticket.destination)
+                return
+            status = (error.output or {}).get("status")
+            if status == 429 and error.retry_after:
+                guard.slow_down(ticket.destination, error.retry_after, str(error))
+                return
+            threshold = (ticket.spec.breaker.failures if ticket.spec
+                         else DEFAULT_BREAKER_FAILURES)
+            if guard.failed(ticket.destination, str(error), threshold=threshold):
+                log.warning("destination %s paused: %s", ticket.destination, error)
+        except redis.RedisError as exc:
+            log.warning("destination guard: %s", exc)
+
+    def _ask(self, destination: str, spec: DestinationSpec | None) -> Admission:
+        guard = self.guard
+        if guard is None:
+            return Admission("ok")
+        rate = spec.rate_limit if spec else None
+        try:
+            return guard.admit(destination, requests=rate.requests if rate else None,
+                               per_s=rate.per_s if rate else None)
+        except redis.RedisError as exc:  # deliver rather than stall on the guard's store
+            log.warning("destination guard unavailable (%s); %s goes unguarded", exc,
+                        destination)
+            return Admission("ok")
+
+
+def overview(rt: Runtime) -> list[dict[str, Any]]:
+    """Every configured destination and every one that fails or is held, with its limits
+    and its state (``ok`` | ``failing`` | ``paused`` | ``probing`` | ``slowed``); the
+    state is null when Redis cannot be reached."""
+    rows: dict[str, dict[str, Any]] = {}
+    for row in rt.catalog.list_destinations():
+        rows[row.host] = {"destination": row.host, "config": row.spec, "state": "ok",
+                          "since": None, "resumes_at": None, "failures": 0,
+                          "last_error": None}
+    try:
+        states = DestinationGuard(rt.redis).states()
+    except (redis.RedisError, ConfigError) as exc:
+        log.warning("destination states unavailable: %s", exc)
+        for entry in rows.values():
+            entry["state"] = None
+        return list(rows.values())
+    for state in states:
+        configured = rt.catalog.destination(state["destination"])
+        key = configured.host if configured is not None else state["destination"]
+        if key in rows and rows[key]["state"] != "ok":  # a host entry covers several
+            key = state["destination"]
+        base = rows.get(key) or {"destination": state["destination"],
+                                 "config": dump_destination(configured) if configured else None}
+        rows[key] = {**base, **state}
+    return sorted(rows.values(), key=lambda r: r["destination"])
+
+
+def resume(rt: Runtime, destination: str) -> bool:
+    """Close a destination's breaker and drop its holds by hand (its waiting steps run
+    at their next check); False when it was not paused or held."""
+    return DestinationGuard(rt.redis).resume(destination)

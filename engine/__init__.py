@@ -8,10 +8,12 @@
                   rule catalog and rule files, conversation state, secrets, accounts
     broker/       Redis: the RQ queue, the inbox, sync-reply wait/publish, liveness,
                   the embedded Redis server
-    run/          matching a batch, the chain runner, the step evaluator shared with the
-                  dry run, retry policy, limits, replay/retry/backtest
+    run/          matching a batch, the delivery threads, the chain runner, the step
+                  evaluator shared with the dry run, admission per destination, retry
+                  policy, limits, replay/retry/backtest
     actions/      one module per step type (webhook, email, db_write, reply, state)
-    outbound/     the guarded HTTP client, the egress guard, outgoing signatures
+    outbound/     the guarded HTTP client, the egress guard, outgoing signatures, the
+                  per-destination breaker / slow-down / rate limit
     work/         RQ job entry points (the only callers of ``runtime.current()``), the
                   inbox drain loop, the worker, the sweeper
 

@@ -1,6 +1,7 @@
 """Calls going out: the egress guard that checks every address at connect time
-(``egress``), the HTTP client built on it (``http``) and outgoing webhook signatures
-(``signing``).
+(``egress``), the HTTP client built on it (``http``), outgoing webhook signatures
+(``signing``), what a destination is (``destinations``) and each destination's circuit
+breaker, slow-down and rate limit, shared by every worker through Redis (``guard``).
 
-May import ``engine.settings`` and ``engine.errors`` only.
+May import ``engine.settings`` and ``engine.errors`` only (and take a Redis client).
 """

@@ -19,23 +19,23 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from enum import Enum
 from typing import Any
 
 from sqlmodel import Session, select
 
 from engine.actions import ACTIONS, StepContext
 from engine.broker import queue as q
-from engine.errors import ActionError, PermanentActionError, QueueError
+from engine.errors import ActionError, QueueError
 from engine.ids import utcnow
 from engine.outbound.destinations import destination_of
 from engine.run import steps
 from engine.run.admission import Admitter, Gate, Hold, Parked, Ticket
+from engine.run.outcomes import Outcome, RunResult
 from engine.run.record import Recorder, elapsed_ms, execution_values
 from engine.run.release import no_reply_coming
 from engine.run.retry import next_delay
+from engine.run.steps import resolve_signing, stored_input
 from engine.runtime import Runtime
 from engine.store.conversations import StateStore
 from engine.store.models import (
@@ -47,7 +47,7 @@ from engine.store.models import (
     StepStatus,
     event_document,
 )
-from engine.store.secrets import SecretsView, redact, redact_headers
+from engine.store.secrets import SecretsView, redact
 from rules.compiled import CompiledRule, CompiledStep
 from rules.errors import TemplateError
 
@@ -55,55 +55,6 @@ log = logging.getLogger(__name__)
 
 EARLY_TOLERANCE_S = 1.0
 HOLD_SPREAD_S = 1.0
-
-
-class Outcome(Enum):
-    """What one step's turn left the chain with."""
-
-    NEXT = "next"  # the step finished (or was skipped, or failed with on_error: continue)
-    SUCCEEDED = "succeeded"  # the last step finished the execution
-    FAILED = "failed"  # the step failed and so did the execution
-    WAITING = "waiting"  # a retry or a delay is scheduled; this job ends
-    NOT_MINE = "not_mine"  # another job holds the step (or took it from us): leave it
-
-    @property
-    def status(self) -> ExecutionStatus | None:
-        """The execution's status after this outcome (None: someone else decides)."""
-        return _STATUS.get(self)
-
-
-_STATUS = {Outcome.SUCCEEDED: ExecutionStatus.succeeded, Outcome.FAILED: ExecutionStatus.failed,
-           Outcome.WAITING: ExecutionStatus.waiting}
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How ``ChainRunner.run`` left an execution."""
-
-    status: ExecutionStatus | None  # None: another job has it, or it is parked
-    parked_on: str | None = None  # the destination whose slot it waits for
-
-
-def stored_input(rendered: Any, used: Any) -> Any:
-    """A step's rendered input as it is recorded: secrets (and credential headers)
-    redacted."""
-    out = redact(rendered, used)
-    if isinstance(out, dict) and "headers" in out:
-        out = {**out, "headers": redact_headers(out["headers"])}
-    return out
-
-
-def resolve_signing(rendered: dict[str, Any], secrets: SecretsView) -> dict[str, Any]:
-    """``sign.secret`` names a stored secret; the action gets its value."""
-    sign = rendered.get("sign")
-    if not isinstance(sign, dict) or not sign.get("secret"):
-        return rendered
-    name = str(sign["secret"])
-    try:
-        value = secrets[name]
-    except KeyError:
-        raise PermanentActionError(f"signing secret {name!r} is not set") from None
-    return {**rendered, "sign": {**sign, "secret": value}}
 
 
 class ChainRunner:

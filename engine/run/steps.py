@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.errors import PermanentActionError
 from engine.run.limits import TEMPLATE_CPU_LIMIT_S, cpu_time_limit
+from engine.store.secrets import SecretsView, redact, redact_headers
 from rules.compiled import CompiledRule, CompiledStep
 from rules.errors import TemplateError
 
@@ -51,3 +53,25 @@ def render(step: CompiledStep, context: Mapping[str, Any]) -> dict[str, Any]:
 
     with cpu_time_limit(TEMPLATE_CPU_LIMIT_S, too_slow):
         return step.render(context)
+
+
+def stored_input(rendered: Any, used: Any) -> Any:
+    """A step's rendered input as it is recorded: secrets (and credential headers)
+    redacted."""
+    out = redact(rendered, used)
+    if isinstance(out, dict) and "headers" in out:
+        out = {**out, "headers": redact_headers(out["headers"])}
+    return out
+
+
+def resolve_signing(rendered: dict[str, Any], secrets: SecretsView) -> dict[str, Any]:
+    """``sign.secret`` names a stored secret; the action gets its value."""
+    sign = rendered.get("sign")
+    if not isinstance(sign, dict) or not sign.get("secret"):
+        return rendered
+    name = str(sign["secret"])
+    try:
+        value = secrets[name]
+    except KeyError:
+        raise PermanentActionError(f"signing secret {name!r} is not set") from None
+    return {**rendered, "sign": {**sign, "secret": value}}

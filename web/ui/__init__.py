@@ -2,15 +2,13 @@
 
 One module per page family (``dashboard``, ``sources``, ``rules``, ``events``,
 ``secrets``); each registers its views on ``bp``. Views are thin: they call the engine
-(queries, catalog, operations, secrets) and render. ``web/ui/builder.py`` (the rule
-builder) is loaded when present: its ``init_app(app)`` is called, or else its own
-blueprint ``bp`` registered.
+(queries, catalog, replay, secrets) and render. The rule builder (``builder``) has a
+blueprint of its own, registered here too.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -97,13 +95,9 @@ def _not_found(exc: Exception) -> Any:
 def init_app(app: Flask) -> None:
     for name in PAGE_MODULES:
         importlib.import_module(f"web.ui.{name}")
-    if importlib.util.find_spec("web.ui.builder") is not None:
-        builder = importlib.import_module("web.ui.builder")
-        if hasattr(builder, "init_app"):
-            builder.init_app(app)
-        elif isinstance(getattr(builder, "bp", None), Blueprint) and builder.bp is not bp \
-                and builder.bp.name not in app.blueprints:
-            app.register_blueprint(builder.bp)
+    from web.ui import builder
+
+    builder.init_app(app)
     app.jinja_env.filters.update(when=fmt_time, ago=fmt_ago, duration=fmt_duration,
                                  pretty=pretty)
     if "ui" not in app.blueprints:

@@ -44,7 +44,7 @@ def new_rule() -> Any:
 
 
 def init_app(app: Flask) -> None:
-    """Register the builder's pages (``web.ui.init_app`` calls this when it is present)."""
+    """Register the builder's pages (``web.ui.init_app`` calls this)."""
     app.register_blueprint(bp)
 
 

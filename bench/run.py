@@ -2,6 +2,7 @@
 
     python bench/run.py            # full run (~6-8 min on 2 cores)
     python bench/run.py --quick    # shorter runs, one server setting (~2 min)
+    python bench/run.py --quick --stages receivers   # slow/hanging/flapping (~6 min)
 
 Stages (see bench/README.md for what each figure means):
   matching  in-process RuleSet.match time for 10/100/1,000/10,000 rules   (bench/matching.py)
@@ -16,6 +17,12 @@ Stages (see bench/README.md for what each figure means):
   oneproc   the same burst and paced run against `hookwise worker --web` (web and one
             worker in one process, `hookwise serve --one-process`), then its RSS
 
+Receiver stages (issue 11; not in the default run: --stages receivers or --stages all;
+bench/receivers.py): `hookwise serve` as shipped against slow receivers
+  latency   bursts against a receiver answering after 0/50/200/1,000 ms (--latencies)
+  hanging   a fast rule's latency beside a rule whose receiver never answers
+  flapping  a receiver down for 30 s, then back: attempts spent, recovery, nothing lost
+
 Every stage starts from a fresh data dir, database and Redis: SQLite and an embedded
 redis-server by default; --database-url / --redis-url for real servers (see --help; the
 named database is dropped and recreated, the named Redis DB flushed).
@@ -28,18 +35,12 @@ PASS/MISS. --profile adds py-spy recordings of an ingest run and of a 2-worker b
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -52,29 +53,21 @@ sys.path.insert(0, str(BENCH))
 import load  # noqa: E402
 import matching  # noqa: E402
 import pyspy as spy  # noqa: E402
-
-RESULTS = BENCH / "results"
-SOURCE = "bench"
-
-RULES_YAML = """
-sources:
-  - slug: {source}
-rules:
-  - name: bench-forward
-    source: {source}
-    when:
-      all:
-        - {{path: $.body.type, op: eq, value: order.paid}}
-        - {{path: $.body.total, op: gt, value: 1}}
-    actions:
-      - id: out
-        type: webhook
-        url: http://127.0.0.1:{sink_port}/sink
-        json:
-          order: "{{{{ body.id }}}}"
-          total: "{{{{ body.total }}}}"
-          sent: "{{{{ body.sent }}}}"
-"""
+import receivers  # noqa: E402
+from memory import tree_memory  # noqa: E402
+from stack import (  # noqa: E402
+    RESULTS,
+    SOURCE,
+    SinkProc,
+    Stack,
+    body_fn,
+    burst_figures,
+    count_events,
+    free_port,
+    log,
+    server_cmd,
+    wait_http,
+)
 
 REFERENCE = {"class": "sync", "workers": 2, "threads": 1, "name": "sync 2w"}
 TARGETS = {
@@ -88,200 +81,6 @@ TARGETS = {
 }
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(port: int, path: str = "/healthz", timeout: float = 30,
-              proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process {proc.args!r} exited with {proc.returncode}")
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", path)
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing answered on port {port}")
-
-
-# -- memory ------------------------------------------------------------------------------
-
-
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _pss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            text = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
-            out.extend(int(x) for x in text)
-    except OSError:
-        pass
-    return out
-
-
-def tree_memory(pid: int) -> dict[str, float]:
-    """VmRSS (and PSS, which does not count shared pages twice) of pid + its children, MB."""
-    pids = [pid, *children(pid)]
-    each = [{"pid": p, "rss_mb": round(_status_kb(p, "VmRSS") / 1024, 1),
-             "pss_mb": round(_pss_kb(p) / 1024, 1)} for p in pids]
-    return {"rss_mb": round(sum(e["rss_mb"] for e in each), 1),
-            "pss_mb": round(sum(e["pss_mb"] for e in each), 1),
-            "processes": len(pids), "each": each}
-
-
-# -- one stack: data dir, database, Redis, processes -------------------------------------
-
-
-class Stack:
-    """A fresh Hookwise installation for one stage, and the processes started for it."""
-
-    def __init__(self, args: argparse.Namespace, label: str, sink_port: int | None = None):
-        self.args = args
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"hookwise-bench-{label}-"))
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.redis_srv: Any = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWISE_")}
-        env.update({"HOOKWISE_DATA_DIR": str(self.tmp),
-                    "HOOKWISE_EGRESS_ALLOW": "127.0.0.0/8",
-                    "HOOKWISE_QUEUE": f"bench-{os.getpid()}-{label}",
-                    "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])})
-        if args.database_url:
-            _recreate_postgres(args.database_url)
-            env["HOOKWISE_DATABASE_URL"] = args.database_url
-        if args.redis_url:
-            import redis
-
-            redis.Redis.from_url(args.redis_url).flushdb()
-            env["HOOKWISE_REDIS_URL"] = args.redis_url
-        else:
-            from engine.broker.embedded import EmbeddedRedis
-
-            self.redis_srv = EmbeddedRedis(self.tmp)
-            env["HOOKWISE_REDIS_URL"] = self.redis_srv.start()
-        self.env = env
-        rules = self.tmp / "rules.yaml"
-        rules.write_text(RULES_YAML.format(source=SOURCE, sink_port=sink_port or 9))
-        subprocess.run([sys.executable, "-m", "cli", "apply", str(rules)], env=env,
-                       cwd=ROOT, check=True, capture_output=True)
-
-    def spawn(self, cmd: list[str]) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(cmd, env=self.env, cwd=ROOT, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=open(self.tmp / "stderr.log", "ab"))
-        self.procs.append(p)
-        return p
-
-    def web(self, port: int, cfg: dict[str, Any]) -> subprocess.Popen[bytes]:
-        """`hookwise web` on granian (as shipped) or gunicorn gthread, or the same app
-        under gunicorn sync."""
-        if cfg["class"] in ("granian", "gthread"):
-            server = "granian" if cfg["class"] == "granian" else "gunicorn"
-            cmd = [sys.executable, "-m", "cli", "web", "--server", server,
-                   "--port", str(port), "--workers", str(cfg["workers"]),
-                   "--threads", str(cfg["threads"]), "--no-migrate"]
-        else:
-            cmd = server_cmd(port, cfg, "web:create_app", factory=True)
-        p = self.spawn(cmd)
-        wait_http(port, proc=p)
-        return p
-
-    def worker(self) -> subprocess.Popen[bytes]:
-        return self.spawn([sys.executable, "-m", "cli", "worker"])
-
-    def stop(self, p: subprocess.Popen[bytes]) -> None:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)  # the group we started (gunicorn + workers)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-        if p in self.procs:
-            self.procs.remove(p)
-
-    def close(self) -> None:
-        for p in list(self.procs):
-            self.stop(p)
-        if self.redis_srv is not None:
-            self.redis_srv.stop()
-        if not self.args.keep_tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def server_cmd(port: int, cfg: dict[str, Any], app: str, *, factory: bool = False
-               ) -> list[str]:
-    """The server for a setting (for the no-op app, and Hookwise under gunicorn sync):
-    gunicorn with the options `hookwise web` sets (web/server.py), or granian's WSGI
-    server with WORKERS processes and THREADS blocking threads each. ``app`` is module:name;
-    ``factory``: call it to get the app."""
-    if cfg["class"] == "granian":
-        cmd = [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(cfg["workers"]),
-               "--blocking-threads", str(cfg["threads"]), "--log-level", "warning",
-               "--working-dir", str(BENCH)]
-        return [*cmd, "--factory", app] if factory else [*cmd, app]
-    return gunicorn_cmd(port, cfg, f"{app}()" if factory else app)
-
-
-def gunicorn_cmd(port: int, cfg: dict[str, Any], app: str) -> list[str]:
-    """gunicorn with the options `hookwise web` sets (web/server.py)."""
-    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-           "--workers", str(cfg["workers"]), "--worker-class", cfg["class"],
-           "--keep-alive", "5", "--timeout", "60", "--graceful-timeout", "10",
-           "--log-level", "warning", "--pythonpath", f"{ROOT},{BENCH}"]
-    if cfg["class"] == "gthread":
-        cmd += ["--threads", str(cfg["threads"])]
-    return [*cmd, app]
-
-
-def _recreate_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    u = make_url(url)
-    name = u.database or ""
-    if "bench" not in name:
-        raise SystemExit(f"--database-url: refusing to drop {name!r} (its name must "
-                         "contain 'bench')")
-    admin = create_engine(u.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-
-
 def parse_configs(spec: str) -> list[dict[str, Any]]:
     """'gthread:2x8,sync:4,granian:2x8' → [{class, workers, threads}, ...]."""
     out = []
@@ -293,49 +92,7 @@ def parse_configs(spec: str) -> list[dict[str, Any]]:
     return out
 
 
-# -- sink --------------------------------------------------------------------------------
-
-
-class SinkProc:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, str(BENCH / "sink.py"), str(self.port)],
-                                     stdout=subprocess.PIPE, start_new_session=True)
-        assert self.proc.stdout is not None
-        self.proc.stdout.readline()  # "ready"
-
-    def stats(self, since: int = 0) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats?since={since}") as r:
-            return json.loads(r.read())  # type: ignore[no-any-return]
-
-    def count(self) -> int:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats?since=999999999") as r:
-            return int(json.loads(r.read())["count"])
-
-    def reset(self) -> None:
-        urllib.request.urlopen(urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/_reset", data=b"", method="POST")).read()
-
-    def wait_for(self, n: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.count() >= n:
-                return True
-            time.sleep(0.05)
-        return False
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-
-
-# -- stages ------------------------------------------------------------------------------
-
-
-def body_fn(i: int) -> dict[str, Any]:
-    return {"type": "order.paid", "id": f"b-{i}", "total": 10 + i % 500, "currency": "usd",
-            "customer": {"tier": "gold"}}
+# -- stages ---------------------------------------------------------------------------
 
 
 def stage_sink(args: argparse.Namespace) -> dict[str, Any]:
@@ -402,7 +159,7 @@ def stage_ingest(args: argparse.Namespace) -> dict[str, Any]:
             row["web_memory"] = tree_memory(web.pid)
             row["noop_memory"] = tree_memory(p.pid)
             stack.stop(web)
-            row["stored_events"] = _count_events(stack)
+            row["stored_events"] = count_events(stack)
         finally:
             stack.close()
             noop_stack.close()
@@ -434,37 +191,6 @@ def _merge_rounds(rs: list[dict[str, Any]]) -> dict[str, Any]:
                        for r in rs]}
 
 
-def _count_events(stack: Stack) -> int | None:
-    try:
-        from sqlalchemy import create_engine, text
-
-        url = stack.env.get("HOOKWISE_DATABASE_URL") or f"sqlite:///{stack.tmp / 'hookwise.db'}"
-        eng = create_engine(url)
-        with eng.connect() as c:
-            n = c.execute(text("select count(*) from events")).scalar()
-        eng.dispose()
-        return int(n or 0)
-    except Exception:
-        return None
-
-
-def _burst_figures(sink: SinkProc, n: int, post: dict[str, Any],
-                   timeout: float) -> dict[str, Any]:
-    ok = sink.wait_for(n, timeout)
-    arrivals = sink.stats()["arrivals"]
-    lat = [(a - s) * 1000 for a, s in arrivals if s is not None]
-    first_sent = min((s for _, s in arrivals if s is not None), default=0.0)
-    first = min((a for a, _ in arrivals), default=0.0)
-    last = max((a for a, _ in arrivals), default=0.0)
-    return {
-        "events": n, "delivered": len(arrivals), "complete": ok,
-        "post_rps": post["rps"], "post_errors": post["errors"],
-        "delivered_per_s": round(len(arrivals) / max(last - first_sent, 1e-6), 1),
-        "drain_per_s": round(len(arrivals) / max(last - first, 1e-6), 1),
-        "p50_ms": load._r(load.pct(lat, 0.5)), "p99_ms": load._r(load.pct(lat, 0.99)),
-    }
-
-
 def stage_e2e(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
     sink = SinkProc()
     stack = Stack(args, "e2e", sink_port=sink.port)
@@ -491,7 +217,7 @@ def stage_e2e(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
             warm()
             log(f"e2e: burst of {args.events} with {n_workers} worker(s)")
             post = load.burst(port, path, args.events, args.burst_connections, body_fn)
-            out[f"burst_{n_workers}w"] = _burst_figures(sink, args.events, post,
+            out[f"burst_{n_workers}w"] = burst_figures(sink, args.events, post,
                                                         args.drain_timeout)
             b = out[f"burst_{n_workers}w"]
             log(f"  {b['delivered']}/{args.events} delivered, {b['delivered_per_s']}/s, "
@@ -500,7 +226,7 @@ def stage_e2e(args: argparse.Namespace, cfg: dict[str, Any]) -> dict[str, Any]:
         log(f"e2e: paced {args.rate}/s for {args.paced_seconds} s, 2 workers")
         post = load.paced(port, path, args.rate, args.paced_seconds, body_fn)
         n = post["requests"] - post["errors"]
-        paced = _burst_figures(sink, n, {"rps": args.rate, "errors": post["errors"]}, 60)
+        paced = burst_figures(sink, n, {"rps": args.rate, "errors": post["errors"]}, 60)
         paced.update({"rate": args.rate, "post_p50_ms": post["p50_ms"],
                       "post_p99_ms": post["p99_ms"]})
         for k in ("drain_per_s", "delivered_per_s", "post_rps"):
@@ -535,13 +261,13 @@ def stage_one_process(args: argparse.Namespace) -> dict[str, Any]:
         sink.reset()
         log(f"one process: burst of {args.events}")
         post = load.burst(port, path, args.events, args.burst_connections, body_fn)
-        out["burst"] = b = _burst_figures(sink, args.events, post, args.drain_timeout)
+        out["burst"] = b = burst_figures(sink, args.events, post, args.drain_timeout)
         log(f"  {b['delivered']}/{args.events} delivered, {b['delivered_per_s']}/s")
         sink.reset()
         log(f"one process: paced {args.rate}/s for {args.paced_seconds} s")
         post = load.paced(port, path, args.rate, args.paced_seconds, body_fn)
         n = post["requests"] - post["errors"]
-        paced = _burst_figures(sink, n, {"rps": args.rate, "errors": post["errors"]}, 60)
+        paced = burst_figures(sink, n, {"rps": args.rate, "errors": post["errors"]}, 60)
         out["paced"] = {k: paced[k] for k in ("events", "delivered", "complete", "p50_ms",
                                               "p99_ms")}
         out["paced"].update(post_p50_ms=post["p50_ms"], post_p99_ms=post["p99_ms"])
@@ -667,6 +393,7 @@ def summary_rows(res: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                      f"{mem['rss_mb']:.0f} MB (PSS {mem['pss_mb']:.0f})",
                      f"<= {TARGETS['rss_mb']:g} MB",
                      verdict(mem["rss_mb"] <= TARGETS["rss_mb"])))
+    rows += receivers.summary_rows(res)
     m = res.get("matching")
     if m:
         counts = list(m["by_rules"])
@@ -714,13 +441,20 @@ def print_table(res: dict[str, Any]) -> None:
             print(spy.format_summary(title, s))
 
 
-def main() -> None:
+DEFAULT_STAGES = ("matching", "sink", "ingest", "e2e", "oneproc")
+RECEIVER_STAGES = ("latency", "hanging", "flapping")
+ALL_STAGES = DEFAULT_STAGES + RECEIVER_STAGES
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="short runs, one server setting, fewer match samples")
-    ap.add_argument("--stages", default="matching,sink,ingest,e2e,oneproc",
-                    help="comma list of matching,sink,ingest,e2e,oneproc (default all)")
+    ap.add_argument("--stages", "--stage", default=",".join(DEFAULT_STAGES),
+                    help="comma list of " + ",".join(ALL_STAGES) + "; 'receivers' = "
+                         + ",".join(RECEIVER_STAGES) + ", 'all' = every stage (default: "
+                         + ",".join(DEFAULT_STAGES) + ")")
     ap.add_argument("--configs", default="granian:2x8,gthread:2x8,gthread:3x4,sync:4",
                     help="server settings to try: class:WORKERSxTHREADS, comma-separated")
     ap.add_argument("--seconds", type=float, default=12,
@@ -758,23 +492,36 @@ def main() -> None:
     ap.add_argument("--keep-tmp", action="store_true",
                     help="keep each stage's temp data dir (logs in stderr.log)")
     ap.add_argument("--out", default=str(RESULTS / "summary.json"))
-    args = ap.parse_args()
-    if args.quick:
-        args.configs = args.configs if "--configs" in sys.argv else "granian:2x8"
-        args.seconds = min(args.seconds, 6)
-        args.warmup = min(args.warmup, 1)
-        args.events = min(args.events, 1000) if "--events" not in sys.argv else args.events
-        args.paced_seconds = min(args.paced_seconds, 5)
-        args.match_events, args.match_passes = 150, 1
-    if args.redis_url and not (urlparse(args.redis_url).path or "/").strip("/"):
-        raise SystemExit("--redis-url must name a DB number (it is flushed), e.g. "
-                         "redis://127.0.0.1:6379/3")
-    stages = {s.strip() for s in args.stages.split(",")}
-    RESULTS.mkdir(exist_ok=True)
+    receivers.add_arguments(ap)
+    return ap
 
+
+def apply_quick(args: argparse.Namespace) -> None:
+    given = {a.partition("=")[0] for a in sys.argv[1:]}
+    args.configs = args.configs if "--configs" in given else "granian:2x8"
+    args.seconds = min(args.seconds, 6)
+    args.warmup = min(args.warmup, 1)
+    args.events = min(args.events, 1000) if "--events" not in given else args.events
+    args.paced_seconds = min(args.paced_seconds, 5)
+    args.match_events, args.match_passes = 150, 1
+    receivers.apply_quick(args, given)
+
+
+def parse_stages(spec: str) -> set[str]:
+    groups = {"all": ALL_STAGES, "receivers": RECEIVER_STAGES}
+    stages = {x for s in spec.split(",") if s.strip()
+              for x in groups.get(s.strip(), (s.strip(),))}
+    unknown = stages - set(ALL_STAGES)
+    if unknown:
+        raise SystemExit(f"--stages: unknown {', '.join(sorted(unknown))} (known: "
+                         f"{', '.join(ALL_STAGES)}, receivers, all)")
+    return stages
+
+
+def run_meta(args: argparse.Namespace) -> dict[str, Any]:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    res: dict[str, Any] = {"meta": {
+    return {
         "when": time.strftime("%Y-%m-%d %H:%M"), "commit": commit or "?",
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "load_before": round(os.getloadavg()[0], 2),
@@ -782,7 +529,20 @@ def main() -> None:
         "redis": "url" if args.redis_url else "embedded",
         "load_generator": "wrk" if load.have_wrk() and not args.python_client else "python",
         "args": {k: v for k, v in vars(args).items()},
-    }}
+    }
+
+
+def guarded(res: dict[str, Any], name: str, fn: Any, *fn_args: Any) -> None:
+    """res[name] = fn(*fn_args); a failure is logged and kept as res[name + '_error'],
+    so the other stages' figures survive."""
+    try:
+        res[name] = fn(*fn_args)
+    except Exception as exc:
+        log(f"{name} failed: {type(exc).__name__}: {exc}")
+        res[f"{name}_error"] = f"{type(exc).__name__}: {exc}"
+
+
+def run_stages(args: argparse.Namespace, stages: set[str], res: dict[str, Any]) -> None:
     if "matching" in stages:
         log("matching: " + args.rules + " rules")
         res["matching"] = matching.run([int(x) for x in args.rules.split(",")],
@@ -802,17 +562,26 @@ def main() -> None:
             log(f"profiling ingest ({chosen['name']})")
             res["profile_ingest"] = profile_ingest(args, chosen)
     if "e2e" in stages:
-        try:
-            res["e2e"] = stage_e2e(args, chosen)
-        except Exception as exc:  # keep the other stages' figures
-            log(f"e2e failed: {type(exc).__name__}: {exc}")
-            res["e2e_error"] = f"{type(exc).__name__}: {exc}"
+        guarded(res, "e2e", stage_e2e, args, chosen)
     if "oneproc" in stages:
-        try:
-            res["oneproc"] = stage_one_process(args)
-        except Exception as exc:
-            log(f"one-process stage failed: {type(exc).__name__}: {exc}")
-            res["oneproc_error"] = f"{type(exc).__name__}: {exc}"
+        guarded(res, "oneproc", stage_one_process, args)
+    for name, fn in (("latency", receivers.stage_latency), ("hanging", receivers.stage_hanging),
+                     ("flapping", receivers.stage_flapping)):
+        if name in stages:
+            guarded(res, name, fn, args)
+
+
+def main() -> None:
+    args = build_parser().parse_args()
+    if args.quick:
+        apply_quick(args)
+    if args.redis_url and not (urlparse(args.redis_url).path or "/").strip("/"):
+        raise SystemExit("--redis-url must name a DB number (it is flushed), e.g. "
+                         "redis://127.0.0.1:6379/3")
+    stages = parse_stages(args.stages)
+    RESULTS.mkdir(exist_ok=True)
+    res: dict[str, Any] = {"meta": run_meta(args)}
+    run_stages(args, stages, res)
     res["meta"]["load_after"] = round(os.getloadavg()[0], 2)
     res["summary"] = [dict(zip(("figure", "measured", "target", "verdict"), r, strict=True))
                       for r in summary_rows(res)]

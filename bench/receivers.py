@@ -275,13 +275,11 @@ def hanging_run(args: argparse.Namespace, *, with_hang: bool) -> dict[str, Any]:
                 f"{'with' if hang else 'without'} the hanging rule")
             t0 = time.time()
             post = load.paced(s.port, HOOK_PATH, args.hang_rate, args.hang_seconds, body_fn)
-            fig = delivery_figures(fast, accepted(post), t0,
-                                   args.hang_cap)
+            posted = time.time()
+            fig = delivery_figures(fast, accepted(post), t0, args.hang_cap)
             fig.update(post_errors=post["errors"], memory=s.sampler.stop())
             if hang:
-                st = hang.stats(since=10**9)
-                fig["hanging_receiver"] = {k: st[k] for k in ("count", "connections",
-                                                              "open", "held_max_s")}
+                fig["hanging_receiver"] = held(hang, posted + args.hang_timeout + 2)
     finally:
         fast.close()
         if hang:
@@ -289,6 +287,15 @@ def hanging_run(args: argparse.Namespace, *, with_hang: bool) -> dict[str, Any]:
     log(f"  fast rule: {fig['delivered']}/{fig['accepted']} delivered, p50 "
         f"{fig['p50_ms']} ms, p99 {fig['p99_ms']} ms")
     return fig
+
+
+def held(hang: SinkProc, until: float) -> dict[str, Any]:
+    """The hanging sink's figures at ``until`` (time.time()), when the last request posted
+    to it has had its step timeout to end: requests, connections, still open, and the
+    longest a request was held unanswered."""
+    time.sleep(max(0.0, until - time.time()))
+    st = hang.stats(since=10**9)
+    return {k: st[k] for k in ("count", "connections", "open", "held_max_s")}
 
 
 # -- flapping ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ bench/README.md for the protocol):
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -112,6 +113,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--latency-cap", type=float, default=120,
                    help="stop a latency after this many s from the first send")
     g.add_argument("--senders", type=int, default=16, help="keep-alive senders of a burst")
+    g.add_argument("--serve-args", default="",
+                   help="extra `hookwise serve` options, e.g. '--workers 1 --web-workers 1'")
     g.add_argument("--hang-rate", type=float, default=20, help="hanging: events/s")
     g.add_argument("--hang-seconds", type=float, default=10, help="hanging: posting time")
     g.add_argument("--hang-timeout", type=float, default=10,
@@ -151,7 +154,7 @@ def served(args: argparse.Namespace, label: str, rules: str) -> Iterator[Served]
     sampler: TreeSampler | None = None
     try:
         port = free_port()
-        proc = stack.serve(port)
+        proc = stack.serve(port, tuple(shlex.split(args.serve_args)))
         sampler = TreeSampler(proc.pid)
         yield Served(stack, port, sampler)
     finally:

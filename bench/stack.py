@@ -55,6 +55,9 @@ rules:
 """
 
 
+PASSED_SETTINGS = ("HOOKWISE_WORKER_CONCURRENCY", "HOOKWISE_DESTINATION_CONCURRENCY")
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -103,7 +106,9 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"hookwise-bench-{label}-"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis_srv: Any = None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWISE_")}
+        # a clean Hookwise environment, except the tuning knobs a run compares
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("HOOKWISE_") or k in PASSED_SETTINGS}
         env.update({"HOOKWISE_DATA_DIR": str(self.tmp),
                     "HOOKWISE_EGRESS_ALLOW": "127.0.0.0/8",
                     "HOOKWISE_QUEUE": f"bench-{os.getpid()}-{label}",

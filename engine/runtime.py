@@ -21,10 +21,12 @@ if TYPE_CHECKING:
     from rq import Queue
     from sqlalchemy.engine import Engine
 
+    from engine.outbound.http import HttpClients
     from engine.run.dispatch import Dispatcher
     from engine.store.accounts import Accounts
     from engine.store.catalog import Catalog
     from engine.store.event_writer import EventWriter
+    from engine.store.group_commit import StatementWriter
     from engine.store.secrets import SecretStore
 
 
@@ -84,10 +86,22 @@ class Runtime:
         return EventWriter(lambda: self.db, push=lambda ids: push_many(self.queue, ids))
 
     @cached_property
-    def http(self) -> httpx.Client:
-        from engine.outbound.http import build_http_client
+    def statement_writer(self) -> StatementWriter:
+        """Group commit for the workers' step writes (see engine.run.record)."""
+        from engine.store.group_commit import StatementWriter
 
-        return build_http_client(self.settings)
+        return StatementWriter(lambda: self.db)
+
+    @cached_property
+    def http_clients(self) -> HttpClients:
+        from engine.outbound.http import HttpClients
+
+        return HttpClients(self.settings)
+
+    @property
+    def http(self) -> httpx.Client:
+        """The calling thread's egress-guarded client (see ``HttpClients``)."""
+        return self.http_clients.get()
 
     @cached_property
     def secrets(self) -> SecretStore:
@@ -114,8 +128,8 @@ class Runtime:
             self.dispatcher.stop(timeout=STOP_DELIVERY_S)
             self.dispatcher = None
         d = self.__dict__
-        if "http" in d:
-            d["http"].close()
+        if "http_clients" in d:
+            d["http_clients"].close()
         if "redis" in d:
             d["redis"].close()
             d["redis"].connection_pool.disconnect()
@@ -124,7 +138,8 @@ class Runtime:
         for eng in self.named_engines.values():
             eng.dispose()
         self.named_engines.clear()
-        for name in ("db", "redis", "queue", "http", "secrets", "catalog", "accounts"):
+        for name in ("db", "redis", "queue", "http_clients", "secrets", "catalog", "accounts",
+                     "statement_writer"):
             d.pop(name, None)
 
 

@@ -67,7 +67,7 @@ class ChainRunner:
     @property
     def record(self) -> Recorder:
         # per call: the worker's name changes when its RQ loop restarts
-        return Recorder(self.rt.db, self.rt.worker_name)
+        return Recorder(self.rt.statement_writer, self.rt.worker_name)
 
     def run(self, execution_id: str, *,
             loaded: tuple[Execution, Event, list[StepRun]] | None = None,

@@ -50,7 +50,13 @@ class Dispatcher:
         self._run = run
         self.concurrency = concurrency
         self.share = max(1, min(share, concurrency))
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # held for every change of the state below
+        # one lock, three kinds of waiters, so a change wakes only whom it concerns (a
+        # notify_all on one condition woke every idle thread per step: ~15% of the CPU)
+        self._has_work = threading.Condition(lock)  # idle delivery threads
+        self._has_room = threading.Condition(lock)  # submitters under back-pressure
+        self._went_idle = threading.Condition(lock)  # wait_idle / stop
         self._ready: deque[Work] = deque()
         self._active = 0
         self._known: set[str] = set()  # queued, running or parked execution ids
@@ -67,14 +73,17 @@ class Dispatcher:
             if self._stopping or work.execution_id in self._known:
                 return False
             while block and len(self._ready) + self._active >= 2 * self.concurrency:
-                self._cond.wait()
+                self._has_room.wait()
                 if self._stopping:
                     return False
             self._known.add(work.execution_id)
-            self._ready.append(work)
-            self._start_threads()
-            self._cond.notify_all()
+            self._push(work)
             return True
+
+    def _push(self, work: Work) -> None:
+        self._ready.append(work)
+        self._start_threads()
+        self._has_work.notify()
 
     def _start_threads(self) -> None:
         # grown on demand, so an idle worker holds no threads it never needed
@@ -89,7 +98,7 @@ class Dispatcher:
         while True:
             with self._cond:
                 while not self._ready and not self._stopping:
-                    self._cond.wait()
+                    self._has_work.wait()
                 if self._stopping:
                     return
                 work = self._ready.popleft()
@@ -105,7 +114,9 @@ class Dispatcher:
                     self._park(parked_on, work.execution_id)
                 else:
                     self._known.discard(work.execution_id)
-                self._cond.notify_all()
+                self._has_room.notify()
+                if not (self._ready or self._active or self._parked):
+                    self._went_idle.notify_all()
 
     # -- destination shares ----------------------------------------------------------------
     def enter(self, destination: str, limit: int | None = None) -> bool:
@@ -128,8 +139,7 @@ class Dispatcher:
 
     def _park(self, destination: str, execution_id: str) -> None:
         if self._inside[destination] < self._caps.get(destination, self.share):
-            # a slot freed meanwhile: go again
-            self._ready.append(Work(execution_id))
+            self._push(Work(execution_id))  # a slot freed meanwhile: go again
             return
         self._parked.setdefault(destination, OrderedDict())[execution_id] = None
 
@@ -140,9 +150,7 @@ class Dispatcher:
         execution_id, _ = parked.popitem(last=False)
         if not parked:
             del self._parked[destination]
-        self._ready.append(Work(execution_id))
-        self._start_threads()
-        self._cond.notify_all()
+        self._push(Work(execution_id))
 
     # -- state ---------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -159,7 +167,7 @@ class Dispatcher:
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued, running or parked (True) or ``timeout`` passed."""
         with self._cond:
-            return self._cond.wait_for(
+            return self._went_idle.wait_for(
                 lambda: not (self._ready or self._active or self._parked), timeout)
 
     def stop(self, timeout: float) -> bool:
@@ -171,8 +179,9 @@ class Dispatcher:
             dropped = len(self._ready) + sum(len(p) for p in self._parked.values())
             self._ready.clear()
             self._parked.clear()
-            self._cond.notify_all()
-            done = self._cond.wait_for(lambda: not self._active, timeout)
+            for waiters in (self._has_work, self._has_room, self._went_idle):
+                waiters.notify_all()
+            done = self._went_idle.wait_for(lambda: not self._active, timeout)
         if dropped:
             log.warning("stopping: %d executions left for the sweeper", dropped)
         return done

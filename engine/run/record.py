@@ -12,27 +12,27 @@ import time
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
 from engine.ids import utcnow
 from engine.store import statements as sql
+from engine.store.group_commit import StatementWriter
 from engine.store.models import ExecutionStatus, StepRun, StepStatus
 
 
 class Recorder:
-    """Step and execution writes for one worker (``me``: its RQ name, None outside one)."""
+    """Step and execution writes for one worker (``me``: its RQ name, None outside one),
+    through the process's group commit (``writer``): a worker with many steps in flight
+    commits their claims and results together, each caller still returning only once
+    its own write is committed."""
 
-    def __init__(self, db: Engine, me: str | None):
-        self.db = db
+    def __init__(self, writer: StatementWriter, me: str | None):
+        self.writer = writer
         self.me = me
 
     def claim(self, st: StepRun) -> bool:
         """Take the step (answers False when another job has it)."""
-        with self.db.begin() as conn:
-            res = conn.execute(sql.CLAIM_STEP, {
-                "k_execution_id": st.execution_id, "k_position": st.position,
-                "started_at": utcnow(), "claimed_by": self.me})
-        return bool(res.rowcount)
+        return bool(self.writer.execute(sql.CLAIM_STEP, {
+            "k_execution_id": st.execution_id, "k_position": st.position,
+            "started_at": utcnow(), "claimed_by": self.me}))
 
     def unclaim(self, st: StepRun) -> bool:
         """Give back a claim this worker holds on a step it did not start (``st``: the
@@ -48,10 +48,8 @@ class Recorder:
                                   "error": reason, "attempts": st.attempts}
         if claimed:
             return self.update_step(st, owned=True, claimed_by=None, **values)
-        with self.db.begin() as conn:
-            return bool(conn.execute(sql.update_open_step(tuple(values)), {
-                "k_execution_id": st.execution_id, "k_position": st.position,
-                **values}).rowcount)
+        return bool(self.writer.execute(sql.update_open_step(tuple(values)), {
+            "k_execution_id": st.execution_id, "k_position": st.position, **values}))
 
     def update_step(self, st: StepRun, *, owned: bool = False,
                     then_execution: dict[str, Any] | None = None, **values: Any) -> bool:
@@ -60,12 +58,10 @@ class Recorder:
         stmt = sql.update_step(tuple(values), owned, self.me is not None)
         params = {"k_execution_id": st.execution_id, "k_position": st.position,
                   "k_me": self.me, **values}
-        with self.db.begin() as conn:
-            wrote = bool(conn.execute(stmt, params).rowcount)
-            if wrote and then_execution is not None:
-                conn.execute(sql.update_execution(tuple(then_execution)),
-                             {"k_id": st.execution_id, **then_execution})
-            return wrote
+        then = None if then_execution is None else (
+            sql.update_execution(tuple(then_execution)),
+            {"k_id": st.execution_id, **then_execution})
+        return bool(self.writer.execute(stmt, params, then=then))
 
     def finish(self, st: StepRun, status: StepStatus, *, error: str | None = None,
                rendered: Any = None, output: Any = None, started: float | None = None,
@@ -81,9 +77,8 @@ class Recorder:
 
     def set_execution(self, execution_id: str, status: ExecutionStatus, *,
                       error: str | None = None, finished: bool = False) -> None:
-        with self.db.begin() as conn:
-            values = execution_values(status, error=error, finished=finished)
-            conn.execute(sql.update_execution(tuple(values)), {"k_id": execution_id, **values})
+        values = execution_values(status, error=error, finished=finished)
+        self.writer.execute(sql.update_execution(tuple(values)), {"k_id": execution_id, **values})
 
 
 def execution_values(status: ExecutionStatus, *, error: str | None = None,

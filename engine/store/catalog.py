@@ -60,6 +60,7 @@ class Catalog:
     def __init__(self, db: Engine):
         self.db = db
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._ruleset: RuleSet | None = None
         self._rule_versions: dict[str, int] = {}
         self._ruleset_checked = 0.0
@@ -102,29 +103,34 @@ class Catalog:
 
     def source(self, slug: str) -> SourceSpec | None:
         """A source's spec from an in-memory table refreshed when the version moves."""
-        now = time.monotonic()
-        if now - self._sources_checked >= SOURCE_CHECK_INTERVAL_S:
-            v = self.version()
-            if v != self._sources_version:
-                with Session(self.db) as s:
-                    rows = s.exec(select(Source)).all()
-                self._sources = {r.slug: parse_source(r.spec) for r in rows}
-                self._sources_version = v
-            self._sources_checked = now
+        if time.monotonic() - self._sources_checked >= SOURCE_CHECK_INTERVAL_S:
+            with self._refresh_lock:  # one thread reads; the others wait, then find it done
+                now = time.monotonic()
+                if now - self._sources_checked >= SOURCE_CHECK_INTERVAL_S:
+                    v = self.version()
+                    if v != self._sources_version:
+                        with Session(self.db) as s:
+                            rows = s.exec(select(Source)).all()
+                        self._sources = {r.slug: parse_source(r.spec) for r in rows}
+                        self._sources_version = v
+                    self._sources_checked = now
         return self._sources.get(slug)
 
     def destination(self, destination: str) -> DestinationSpec | None:
         """The limits configured for ``scheme://host:port``: an entry for exactly that,
         else one for its host name; refreshed like sources."""
-        now = time.monotonic()
-        if now - self._destinations_checked >= SOURCE_CHECK_INTERVAL_S:
-            v = self.version()
-            if v != self._destinations_version:
-                with Session(self.db) as s:
-                    rows = s.exec(select(Destination)).all()
-                self._destinations = {r.host: parse_destination(r.spec) for r in rows}
-                self._destinations_version = v
-            self._destinations_checked = now
+        if time.monotonic() - self._destinations_checked >= SOURCE_CHECK_INTERVAL_S:
+            with self._refresh_lock:
+                now = time.monotonic()
+                if now - self._destinations_checked >= SOURCE_CHECK_INTERVAL_S:
+                    v = self.version()
+                    if v != self._destinations_version:
+                        with Session(self.db) as s:
+                            rows = s.exec(select(Destination)).all()
+                        self._destinations = {r.host: parse_destination(r.spec)
+                                              for r in rows}
+                        self._destinations_version = v
+                    self._destinations_checked = now
         if not self._destinations:
             return None
         exact = self._destinations.get(destination)

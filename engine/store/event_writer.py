@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import queue as queue_mod
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from engine.errors import DuplicateEvent, StorageError
+from engine.store.group_commit import GroupCommit, Pending
 from engine.store.models import Event, EventStatus
 from engine.store.statements import INSERT_EVENT
 
@@ -53,25 +51,20 @@ def find_by_dedup(db: Engine, source: str, dedup_key: str) -> str | None:
         ).scalar()
 
 
-class _Pending:
-    __slots__ = ("row", "done", "error", "queued")
+class _Pending(Pending):
+    __slots__ = ("row", "queued")
 
     def __init__(self, row: dict[str, Any]):
+        super().__init__()
         self.row = row
-        self.done = False
-        self.error: Exception | None = None
         self.queued = False
 
 
 class EventWriter:
-    """Group commit for ingest. A request hands its event row in; if no other request
-    of this process is writing, it becomes the *leader*: it inserts every row waiting at
-    that moment in one transaction, commits, and hands all their ids to the workers in
-    one Redis round trip (``push``). The others sleep on a condition until their row is
-    done; a leader whose own row is done hands over to one of them. Each request returns
-    only after its own row is committed — the promise is unchanged — and under load one
-    commit and one round trip serve many requests, while an idle server pays no
-    hand-off between threads.
+    """Group commit for ingest (``engine.store.group_commit``): the events waiting in
+    this process are inserted in one transaction and handed to the workers in one Redis
+    round trip (``push``). Each request returns only after its own row is committed —
+    the promise is unchanged.
 
     A batch that meets a unique-key conflict (a duplicate delivery) is retried row by
     row, so each request gets its own answer."""
@@ -80,63 +73,24 @@ class EventWriter:
                  max_batch: int = MAX_BATCH):
         self.db = db  # the engine as of each commit (a Runtime's may be replaced)
         self.push = push
-        self.max_batch = max_batch
-        self._queue: queue_mod.SimpleQueue[_Pending] = queue_mod.SimpleQueue()
-        self._cond = threading.Condition()
-        self._leading = False
-        self.batches = 0  # transactions committed (rows / batches = the grouping)
+        self._group: GroupCommit[_Pending] = GroupCommit(
+            self._commit, max_batch=max_batch, timeout_s=WRITE_TIMEOUT_S, what="event")
         self.rows = 0
+
+    @property
+    def batches(self) -> int:
+        """Transactions committed (rows / batches = the grouping)."""
+        return self._group.batches
+
+    @property
+    def waiting(self) -> int:
+        """Rows handed in and not yet taken into a batch."""
+        return self._group.waiting
 
     def write(self, row: dict[str, Any]) -> bool:
         """Store the row durably, then queue it. Answers whether it was queued (False:
         Redis failed; the sweeper will). Raises DuplicateEvent or StorageError."""
-        pending = _Pending(row)
-        self._queue.put(pending)
-        deadline = time.monotonic() + WRITE_TIMEOUT_S
-        with self._cond:
-            while not pending.done and self._leading:
-                left = deadline - time.monotonic()
-                if left <= 0:  # never hang a request
-                    raise StorageError(
-                        f"the event was not stored within {WRITE_TIMEOUT_S:g} s")
-                self._cond.wait(left)
-            if not pending.done:
-                self._leading = True
-        if not pending.done:
-            self._lead(pending)
-        if not pending.done:  # defensive: the leader always takes its own row
-            raise StorageError("the event was not stored")
-        if pending.error is not None:
-            raise pending.error
-        return pending.queued
-
-    def _lead(self, mine: _Pending) -> None:
-        """Commit batches until ``mine`` is done, then hand over: a waiting request whose
-        row is not done yet becomes the next leader (no request leads for long)."""
-        try:
-            while not mine.done:
-                batch: list[_Pending] = []
-                while len(batch) < self.max_batch:
-                    try:
-                        batch.append(self._queue.get_nowait())
-                    except queue_mod.Empty:
-                        break
-                if not batch:
-                    return
-                try:
-                    self._commit(batch)
-                except Exception as exc:  # never leave a request waiting
-                    log.exception("event writer failed")
-                    for p in batch:
-                        if not p.done:
-                            p.error = StorageError(f"event could not be stored: {exc}")
-                            p.done = True
-                with self._cond:
-                    self._cond.notify_all()
-        finally:
-            with self._cond:
-                self._leading = False
-                self._cond.notify_all()  # a row handed in meanwhile finds a new leader
+        return self._group.submit(_Pending(row)).queued
 
     def _commit(self, batch: list[_Pending]) -> None:
         for p in batch:
@@ -160,7 +114,6 @@ class EventWriter:
                 p.error = err
                 p.done = True
             return
-        self.batches += 1
         self.rows += len(stored)
         if stored and self.push is not None:
             try:

@@ -53,7 +53,7 @@ def write_all(writer: EventWriter, rows: list[dict[str, Any]], gate: Gate) -> li
         first = pool.submit(one, rows[0])
         assert gate.reached.wait(10)
         rest = [pool.submit(one, r) for r in rows[1:]]
-        while writer._queue.qsize() < len(rows) - 1:  # all handed in, none written
+        while writer.waiting < len(rows) - 1:  # all handed in, none written
             threading.Event().wait(0.01)
         assert not first.done()  # nothing returns before its commit
         gate.opened.set()

@@ -16,7 +16,8 @@ from cli.common import (
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="RQ worker processes")
-@click.option("--web-workers", default=2, show_default=True, type=int)
+@click.option("--web-workers", default=1, show_default=True, type=int,
+              help="web server processes (one serves ~1,300 webhooks/s here; see README)")
 @click.option("--one-process", is_flag=True,
               help="serve the web from the first worker's process: the smallest memory")
 def serve(host: str, port: int, workers: int, web_workers: int, one_process: bool) -> None:

@@ -21,9 +21,10 @@ DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_EMAIL_FROM = "hookwise@localhost"
 SECRET_KEY_FILE = "secret.key"
 # Steps in flight per worker process (delivery threads), and the most of them one
-# destination (scheme + host + port) may hold; bench/run.py's latency stage chose these.
-DEFAULT_WORKER_CONCURRENCY = 128
-DEFAULT_DESTINATION_SHARE = 32
+# destination (scheme + host + port) may hold — half, unless set: bench/run.py's latency
+# stage chose these (64 threads delivered half of what 256 did even to an instant sink).
+DEFAULT_WORKER_CONCURRENCY = 512
+DEFAULT_DESTINATION_SHARE = 256
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class Settings:
         concurrency = _positive_int(env, "HOOKWISE_WORKER_CONCURRENCY",
                                     DEFAULT_WORKER_CONCURRENCY)
         share = _positive_int(env, "HOOKWISE_DESTINATION_CONCURRENCY",
-                              min(DEFAULT_DESTINATION_SHARE, concurrency))
+                              max(1, concurrency * DEFAULT_DESTINATION_SHARE
+                                  // DEFAULT_WORKER_CONCURRENCY))
         return cls(
             data_dir=data_dir,
             database_url=db_url,

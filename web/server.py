@@ -59,7 +59,8 @@ def _serve_gunicorn(options: dict[str, Any]) -> None:
 
 
 def _serve_granian(host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
-    _preload()
+    if workers > 1:  # with one worker there is nothing to share, only a main to bloat
+        _preload()
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels

@@ -29,7 +29,7 @@ from engine.ids import new_id
 log = logging.getLogger(__name__)
 
 SHARDS = 4
-BATCH = 10  # small: ids popped but not yet processed are invisible to the sweeper
+BATCH = 32  # ids popped but not yet matched are invisible to the sweeper: keep it modest
 FLAG_TTL_S = 30  # a drain job that dies stops refreshing it; the sweeper takes over
 FLAG_REFRESH_S = 5.0  # while chains run: well inside the TTL
 DRAIN_FOR_S = 5.0  # then hand over to a fresh job, so workers take turns between shards

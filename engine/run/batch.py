@@ -28,6 +28,7 @@ from engine.store.models import (
     StepRun,
     event_document,
 )
+from rules.match import MatchResult
 
 log = logging.getLogger(__name__)
 
@@ -120,26 +121,33 @@ def match_events(rt: Runtime, events: list[Event]) -> dict[str, list[Created]]:
     traces: list[dict[str, object]] = []
     to_insert: list[NewExecution] = []
     created: dict[str, list[Created]] = {}
+    matched: list[tuple[Event, list[MatchResult]]] = []
+    failed: list[dict[str, object]] = []
+    for event in events:
+        # Explain every rule looked at while that is cheap; past TRACE_ALL_RULES rules for
+        # a source, only matching rules get a stored trace — why another rule did not
+        # fire is answered on demand (POST /api/v1/rules/test with the event_id, or the
+        # rule builder).
+        explain = ruleset.considered(event.source) <= TRACE_ALL_RULES
+        try:
+            matched.append((event, ruleset.match(event_document(event), event.source,
+                                                 explain_excluded=explain)))
+        except Exception as exc:  # a bug: recorded on the event, the batch goes on
+            log.exception("matching event %s failed", event.id)
+            failed.append({"k_id": event.id, "processed_at": now,
+                           "error": f"{type(exc).__name__}: {exc}"})
     with rt.db.begin() as conn:
-        for event in events:
-            # Explain every rule looked at while that is cheap; past TRACE_ALL_RULES rules
-            # for a source, only matching rules get a stored trace — why another rule did
-            # not fire is answered on demand (POST /api/v1/rules/test with the event_id,
-            # or the rule builder).
-            explain = ruleset.considered(event.source) <= TRACE_ALL_RULES
-            try:
-                results = ruleset.match(event_document(event), event.source,
-                                        explain_excluded=explain)
-            except Exception as exc:  # a bug: recorded on the event, the batch goes on
-                log.exception("matching event %s failed", event.id)
-                conn.execute(sql.FAIL_EVENT, {"k_id": event.id, "processed_at": now,
-                                              "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            claimed = conn.execute(sql.CLAIM_EVENT, {
-                "k_id": event.id, "processed_at": now,
-                "matched_count": sum(1 for r in results if r.matched)})
-            if not claimed.rowcount:
+        if failed:
+            conn.execute(sql.FAIL_EVENT, failed)
+        claimed = set(conn.execute(sql.CLAIM_EVENTS, {
+            "ids": [e.id for e, _ in matched], "processed_at": now}).scalars()) \
+            if matched else set()
+        counts = []
+        for event, results in matched:
+            if event.id not in claimed:
                 continue  # another worker matched it first
+            counts.append({"k_id": event.id,
+                           "matched_count": sum(1 for r in results if r.matched)})
             mine = created[event.id] = []
             for r in results:
                 version = versions.get(r.rule.name, 0)
@@ -155,6 +163,8 @@ def match_events(rt: Runtime, events: list[Event]) -> dict[str, list[Created]]:
                                     claim_first=True, claim_first_by=rt.worker_name)
                 to_insert.append(new)
                 mine.append((new.execution, new.steps, new.first_claimed))
+        if counts:
+            conn.execute(sql.SET_MATCHED_COUNT, counts)
         if traces:
             conn.execute(sql.INSERT_TRACES, traces)
         insert_executions(conn, to_insert)

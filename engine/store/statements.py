@@ -25,12 +25,17 @@ INSERT_TRACES: Insert = insert(TRACES)
 INSERT_EXECUTIONS: Insert = insert(EXECUTIONS)
 INSERT_STEPS: Insert = insert(STEPS)
 
-# the event's claim by the worker that matches it (pending → processed)
-CLAIM_EVENT: Update = (
+# a batch's claim: every id still pending, answering the ids it took
+CLAIM_EVENTS: Update = (
     update(EVENTS)
-    .where(EVENTS.c.id == bindparam("k_id"), EVENTS.c.status == EventStatus.pending)
-    .values(status=EventStatus.processed, processed_at=bindparam("processed_at"),
-            matched_count=bindparam("matched_count"))
+    .where(EVENTS.c.id.in_(bindparam("ids", expanding=True)),
+           EVENTS.c.status == EventStatus.pending)
+    .values(status=EventStatus.processed, processed_at=bindparam("processed_at"))
+    .returning(EVENTS.c.id)
+)
+SET_MATCHED_COUNT: Update = (
+    update(EVENTS).where(EVENTS.c.id == bindparam("k_id"))
+    .values(matched_count=bindparam("matched_count"))
 )
 FAIL_EVENT: Update = (
     update(EVENTS)

@@ -24,6 +24,9 @@ from rules.schema import DestinationSpec, dump_destination
 log = logging.getLogger(__name__)
 
 INLINE_WAIT_S = 1.0  # a rate-limit turn this close is waited for in the thread
+# a destination Redis called healthy is not asked again for this long (by this process):
+# a pause another worker decided is seen that much later; a local failure asks at once
+HEALTHY_FOR_S = 1.0
 DEFAULT_BREAKER_FAILURES = 5
 
 
@@ -61,6 +64,7 @@ class Admitter:
         self.rt = rt
         self.gate = gate
         self._guard: DestinationGuard | None = None
+        self._healthy: dict[str, float] = {}  # destination -> until (monotonic)
 
     @property
     def guard(self) -> DestinationGuard | None:
@@ -103,6 +107,7 @@ class Admitter:
                 if ticket.admission.report:
                     guard.succeeded(ticket.destination)
                 return
+            self._healthy.pop(ticket.destination, None)
             status = (error.output or {}).get("status")
             if status == 429 and error.retry_after:
                 guard.slow_down(ticket.destination, error.retry_after, str(error))
@@ -119,9 +124,14 @@ class Admitter:
         if guard is None:
             return Admission("ok")
         rate = spec.rate_limit if spec else None
+        if rate is None and self._healthy.get(destination, 0.0) > time.monotonic():
+            return Admission("ok")
         try:
-            return guard.admit(destination, requests=rate.requests if rate else None,
-                               per_s=rate.per_s if rate else None)
+            admission = guard.admit(destination, requests=rate.requests if rate else None,
+                                    per_s=rate.per_s if rate else None)
+            if admission.verdict == "ok" and rate is None:
+                self._healthy[destination] = time.monotonic() + HEALTHY_FOR_S
+            return admission
         except redis.RedisError as exc:  # deliver rather than stall on the guard's store
             log.warning("destination guard unavailable (%s); %s goes unguarded", exc,
                         destination)

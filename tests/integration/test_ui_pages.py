@@ -190,6 +190,23 @@ def test_dashboard_draws_charts_and_counts(ui, shop, work):  # type: ignore[no-u
     assert "<svg" in live and "<html" not in live
 
 
+def test_dashboard_shows_a_paused_destination_and_not_a_healthy_one(ui, rt):  # type: ignore[no-untyped-def]
+    from engine.outbound.guard import DestinationGuard
+
+    guard = DestinationGuard(rt.redis)
+    for _ in range(3):
+        guard.failed("https://down.example:443", "could not reach down.example", threshold=3)
+    guard.failed("https://flaky.example:443", "timed out", threshold=3)  # failing, not paused
+    page = text_of(ui.get("/"))
+    assert "Destinations that need attention" in page
+    assert "https://down.example:443" in page and 'badge-paused">paused' in page
+    assert "could not reach down.example" in page
+    assert 'badge-failing">failing' in page
+    guard.resume("https://down.example:443")
+    guard.resume("https://flaky.example:443")
+    assert "Destinations that need attention" not in text_of(ui.get("/"))
+
+
 def test_dashboard_says_when_redis_is_unreachable(rt, user):  # type: ignore[no-untyped-def]
     """The app on a Runtime of the same database whose Redis is a closed port."""
     dead = Runtime(rt.settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")

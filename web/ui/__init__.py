@@ -88,6 +88,13 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
+def fmt_epoch(value: float | None) -> str:
+    """Epoch seconds as ``HH:MM:SS UTC``."""
+    if value is None:
+        return ""
+    return datetime.fromtimestamp(float(value), UTC).strftime("%H:%M:%S UTC")
+
+
 def _not_found(exc: Exception) -> Any:
     return render_template("not_found.html", message=getattr(exc, "description", "")), 404
 
@@ -99,7 +106,7 @@ def init_app(app: Flask) -> None:
 
     builder.init_app(app)
     app.jinja_env.filters.update(when=fmt_time, ago=fmt_ago, duration=fmt_duration,
-                                 pretty=pretty)
+                                 pretty=pretty, epoch_time=fmt_epoch)
     if "ui" not in app.blueprints:
         app.register_blueprint(bp)
 

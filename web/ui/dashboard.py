@@ -1,4 +1,5 @@
-"""The dashboard: events and failures over the last 24 h, statuses, queue, failures."""
+"""The dashboard: events and failures over the last 24 h, statuses, queue, failures, and
+the destinations that are paused, probing, slowed or failing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from flask import render_template
 
 from engine.broker import inbox
+from engine.run.admission import overview
 from engine.store import queries
 from engine.store.models import EventStatus, ExecutionStatus
 from web.context import runtime
@@ -45,6 +47,7 @@ def live_context() -> dict[str, Any]:
         "execution_status": status_bar(counts["executions"], EXECUTION_ORDER),
         "queue": queue_depth(),
         "failures": failures,
+        "destinations": [d for d in overview(rt) if d["state"] not in ("ok", None)],
     }
 
 

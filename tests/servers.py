@@ -6,6 +6,10 @@
         sink.handler = lambda req: Reply(json={"echo": req.path})   # or decide per request
         ... post to sink.url + "/hook" ...
         [req] = sink.wait_for(1)                    # Recorded(method, path, query, headers, body)
+        sink.max_in_flight                          # most requests open at once (so far)
+        sink.arrived_at[i]                          # time.monotonic() when requests[i] came
+        HttpSink(port=p)                            # bind that port (a receiver coming back)
+        HttpSink(backlog=256)                       # many connections at once (default 5)
 
     with SmtpSink() as smtp:                        # smtp.url is an HOOKWISE_SMTP_URL
         ... send mail to 127.0.0.1:smtp.port ...
@@ -82,8 +86,14 @@ class HttpSink:
     ``"*"``), else ``200 {"ok": true}``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, backlog: int | None = None) -> None:
         self.requests: list[Recorded] = []
+        self.arrived_at: list[float] = []  # time.monotonic() of each request, as requests
+        self.in_flight = 0  # requests received and not yet answered (or given up on)
+        self.max_in_flight = 0
+        self._bind_port = port
+        # the listen queue; socketserver's 5 resets connections beyond it under load
+        self._backlog = backlog
         self.handler: Callable[[Recorded], Reply | None] | None = None
         self._lock = threading.Lock()
         self._queued: dict[str, list[Reply]] = {}
@@ -132,7 +142,11 @@ class HttpSink:
         class Handler(_SinkHandler):
             owner = sink
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = ThreadingHTTPServer
+        if self._backlog is not None:
+            server_class = type("BackloggedHTTPServer", (ThreadingHTTPServer,),
+                                {"request_queue_size": self._backlog})
+        self._server = server_class(("127.0.0.1", self._bind_port), Handler)
         self._server.daemon_threads = True
         self._port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -166,6 +180,16 @@ class HttpSink:
     def _record(self, rec: Recorded) -> None:
         with self._lock:
             self.requests.append(rec)
+            self.arrived_at.append(time.monotonic())
+
+    def _opened(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _closed(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
 
 class _SinkHandler(BaseHTTPRequestHandler):
@@ -196,6 +220,13 @@ class _SinkHandler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=self._read_body(),
         )
+        self.owner._opened()
+        try:
+            self._answer(rec)
+        finally:
+            self.owner._closed()
+
+    def _answer(self, rec: Recorded) -> None:
         self.owner._record(rec)
         reply = self.owner._reply_for(rec)
         if reply.delay and self.owner._stopping.wait(reply.delay):

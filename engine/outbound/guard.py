@@ -9,8 +9,9 @@ Before a call, ``admit`` answers in one round trip whether it may go now:
   through as a probe. A success closes it; a failed probe pauses it again. Steps that
   meet a paused destination wait (no attempt spent) and come back after the pause.
 - **slow-down**: a 429 with Retry-After holds the destination for everyone until then.
-- **rate limit** (configured ``rate_limit: {requests, per_s}``): a GCRA schedule; each
-  call reserves the next free slot and waits for it (a short wait in the thread, a long
+- **rate limit** (configured ``rate_limit: {requests, per_s}``): a GCRA schedule with no
+  burst, calls ``per_s / requests`` apart; each call reserves the next free slot and
+  waits for it (a short wait in the thread, a long
   one as a scheduled step).
 
 The state is a hash per destination that exists only while it fails or is held, so a
@@ -125,7 +126,10 @@ class DestinationGuard:
     def admit(self, destination: str, *, requests: int | None = None,
               per_s: float | None = None, probe_timeout_s: float = 10.0) -> Admission:
         interval = (per_s / requests) if requests and per_s else 0.0
-        tolerance = max((per_s or 0) - interval, 0.0)
+        # no burst tolerance: calls go one interval apart, so no window of per_s seconds
+        # ever holds more than `requests` (a tolerance of per_s - interval let a burst of
+        # `requests` through and then kept the pace: 2×requests - 1 in one window)
+        tolerance = 0.0
         verdict, until, since, error = (_text(x) for x in self._admit(
             keys=[KEY.format(destination), RATE_KEY.format(destination)],
             args=[interval, tolerance, probe_timeout_s, PROBE_WAIT_S]))

@@ -431,11 +431,6 @@ def test_destinations_list_without_any(rt, env) -> None:  # type: ignore[no-unty
     assert resumed.exit_code == 2 and "not paused or held" in resumed.output
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/outbound/guard.py:128 gives the GCRA a burst tolerance of per_s - interval "
-    "on top of the steady spacing, so any per_s window can hold requests + (requests - 1) "
-    "calls: 9-10 in the first second under {requests: 5, per_s: 1} (59 under Telegram's "
-    "30/s), which a receiver enforcing its limit answers with 429"))
 def test_a_rate_limit_holds_in_every_window_not_only_on_average(rt, client, work, sink,  # type: ignore[no-untyped-def]
                                                                 tmp_path):
     """``{requests: 5, per_s: 1}`` promises at most 5 calls in any second (README: "calls

@@ -9,7 +9,7 @@
         sink.max_in_flight                          # most requests open at once (so far)
         sink.arrived_at[i]                          # time.monotonic() when requests[i] came
         HttpSink(port=p)                            # bind that port (a receiver coming back)
-        HttpSink(backlog=256)                       # many connections at once (default 5)
+        HttpSink(backlog=1024)                      # more connections at once (default 128)
 
     with SmtpSink() as smtp:                        # smtp.url is an HOOKWISE_SMTP_URL
         ... send mail to 127.0.0.1:smtp.port ...
@@ -35,6 +35,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 _UNSET: Any = object()
+# a worker opens many connections at once; the standard library's 5 reset some of them
+DEFAULT_BACKLOG = 128
 
 
 def free_port() -> int:
@@ -86,7 +88,7 @@ class HttpSink:
     ``"*"``), else ``200 {"ok": true}``.
     """
 
-    def __init__(self, port: int = 0, backlog: int | None = None) -> None:
+    def __init__(self, port: int = 0, backlog: int | None = DEFAULT_BACKLOG) -> None:
         self.requests: list[Recorded] = []
         self.arrived_at: list[float] = []  # time.monotonic() of each request, as requests
         self.in_flight = 0  # requests received and not yet answered (or given up on)

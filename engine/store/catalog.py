@@ -202,11 +202,13 @@ class Catalog:
         changes: list[Change] = []
         with session_scope(self.db) as s:
             for src in sources:
-                changes.append(self._upsert_source(s, src))
+                changes.append(self._upsert_spec(s, Source, "source", src.slug,
+                                                 dump_source(src)))
             for rule in rules:
                 changes.append(self._upsert_rule(s, rule))
             for dest in destinations:
-                changes.append(self._upsert_destination(s, dest))
+                changes.append(self._upsert_spec(s, Destination, "destination", dest.host,
+                                                 dump_destination(dest)))
             if any(c.action != "unchanged" for c in changes):
                 bump_version(s)
         self.invalidate()
@@ -233,32 +235,21 @@ class Catalog:
         return True
 
     @staticmethod
-    def _upsert_source(s: Session, spec: SourceSpec) -> Change:
-        data = dump_source(spec)
-        row = s.exec(select(Source).where(Source.slug == spec.slug)).first()
+    def _upsert_spec(s: Session, table: Any, kind: str, key: str,
+                     data: dict[str, Any]) -> Change:
+        """Upsert a row that is a key and a spec document (``Source`` by slug,
+        ``Destination`` by host)."""
+        key_name = "slug" if table is Source else "host"
+        row = s.exec(select(table).where(getattr(table, key_name) == key)).first()
         if row is None:
-            s.add(Source(slug=spec.slug, spec=data))
-            return Change("source", spec.slug, "created")
+            s.add(table(**{key_name: key, "spec": data}))
+            return Change(kind, key, "created")
         if row.spec == data:
-            return Change("source", spec.slug, "unchanged")
+            return Change(kind, key, "unchanged")
         row.spec = data
         row.updated_at = utcnow()
         s.add(row)
-        return Change("source", spec.slug, "updated")
-
-    @staticmethod
-    def _upsert_destination(s: Session, spec: DestinationSpec) -> Change:
-        data = dump_destination(spec)
-        row = s.exec(select(Destination).where(Destination.host == spec.host)).first()
-        if row is None:
-            s.add(Destination(host=spec.host, spec=data))
-            return Change("destination", spec.host, "created")
-        if row.spec == data:
-            return Change("destination", spec.host, "unchanged")
-        row.spec = data
-        row.updated_at = utcnow()
-        s.add(row)
-        return Change("destination", spec.host, "updated")
+        return Change(kind, key, "updated")
 
     @staticmethod
     def _upsert_rule(s: Session, spec: RuleSpec) -> Change:

@@ -147,3 +147,34 @@ def test_backtest_over_stored_events(api, shop, client, sink):  # type: ignore[n
     assert [e["loc"] for e in bad_rule.get_json()["errors"]] == ["actions"]
     assert api.get("/api/v1/executions").get_json()["total"] == 0
     assert sink.requests == []
+
+
+def test_dry_run_has_the_workers_cpu_limit_in_a_web_thread(live_server, api_token, shop):  # type: ignore[no-untyped-def]
+    """Issue 12, item 5: a dry run served by a web thread (not the main thread, where a
+    signal timer would do) stops at the worker's CPU budget, and the thread is free
+    again for the next request."""
+    import time
+
+    import httpx
+
+    loop = "{% for i in range(10000) %}"
+    spin = loop * 3 + "{% endfor %}" * 3  # 10^12 iterations: hours without a limit
+    draft = {**DRAFT, "when": None,
+             "actions": [{"id": "spin", "type": "state", "key": "k", "set": {"x": spin}}]}
+    with httpx.Client(base_url=live_server, timeout=20,
+                      headers={"Authorization": f"Bearer {api_token}"}) as http:
+        t0 = time.monotonic()
+        try:
+            resp = http.post(TEST, json={"rule": draft, "event": {"body": {}}})
+        except httpx.ReadTimeout:
+            pytest.fail("the dry run was still rendering after 20 s: no CPU limit")
+        took = time.monotonic() - t0
+        assert resp.status_code == 200, resp.text
+        (step,) = resp.json()["steps"]
+        assert step["id"] == "spin" and step["rendered"] is None
+        assert "CPU time" in (step["error"] or "")
+        assert took < 10, f"the dry run took {took:.1f} s"
+        again = http.post(TEST, json={"rule": DRAFT, "event": {
+            "body": {"type": "order.paid", "id": "o-2", "total": 500}}})
+        assert again.status_code == 200 and again.json()["matched"] is True
+        assert again.json()["steps"][0]["error"] is None

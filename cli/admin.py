@@ -27,8 +27,6 @@ def secrets() -> None:
 def secrets_set(name: str, value: str | None) -> None:
     if value is None:
         value = sys.stdin.read().rstrip("\n")
-    if not value:
-        raise InputError(f"secret {name}: empty value")
     rt = migrated_runtime()
     try:
         rt.secrets.set(name, value)

@@ -24,7 +24,7 @@ from rules.errors import RuleValidationError
 @click.argument("paths", nargs=-1, required=True)
 def apply(paths: tuple[str, ...]) -> None:
     """Upsert sources and rules from YAML files or folders."""
-    from engine.store.rule_files import apply_paths
+    from engine.store.rule_files import apply_paths, verify_warnings
 
     rt = migrated_runtime()
     try:
@@ -35,6 +35,9 @@ def apply(paths: tuple[str, ...]) -> None:
         click.echo(f"{c.kind} {c.name}: {c.action}")
     n = sum(c.action != "unchanged" for c in changes)
     click.echo(f"{n} changed, {len(changes) - n} unchanged")
+    slugs = [c.name for c in changes if c.kind == "source"]
+    for warning in verify_warnings(rt.catalog, rt.secrets, slugs):
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command()

@@ -12,6 +12,7 @@ rule language's own.
     │   ├── BodyError             the body does not parse as its type (HTTP 400)
     │   └── UnsupportedMediaType  a content type Hookwise does not read (HTTP 415)
     ├── SecretNotFound            a rule names a secret that is not stored
+    ├── InvalidSecret             a secret's name or value cannot be stored (``field``)
     ├── AccountError              a user or token cannot be created as asked
     ├── NotFound                  no such event or execution
     ├── Conflict                  the operation does not apply in the object's state
@@ -33,9 +34,9 @@ from rules.errors import HookwiseError
 
 __all__ = [
     "AccountError", "ActionError", "BodyError", "ConfigError", "Conflict", "DuplicateEvent",
-    "HookwiseError", "NotFound", "PermanentActionError", "QueueError", "RequestError",
-    "SecretNotFound", "StorageError", "TransientActionError", "UnsupportedMediaType",
-    "VerificationError",
+    "HookwiseError", "InvalidSecret", "NotFound", "PermanentActionError", "QueueError",
+    "RequestError", "SecretNotFound", "StorageError", "TransientActionError",
+    "UnsupportedMediaType", "VerificationError",
 ]
 
 
@@ -78,6 +79,15 @@ class UnsupportedMediaType(RequestError):
 
 class SecretNotFound(HookwiseError):
     """A rule names a secret that is not stored."""
+
+
+class InvalidSecret(HookwiseError):
+    """A secret cannot be stored as given: ``field`` is ``"name"`` or ``"value"``, the
+    message says why."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class AccountError(HookwiseError):

@@ -88,6 +88,9 @@ def verify_basic(spec: VerifySpec, req: IncomingRequest, secret: str) -> None:
     expected_pw = secret
     if expected_user is None and ":" in secret:
         expected_user, _, expected_pw = secret.partition(":")
+    if not expected_pw.strip():
+        raise VerificationError("source cannot verify requests: the password in its verify "
+                                "secret is empty")
     ok_user = expected_user is None or hmac.compare_digest(user.encode(), expected_user.encode())
     ok_pw = hmac.compare_digest(password.encode(), expected_pw.encode())
     if not (ok_user and ok_pw):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from engine.store.catalog import Catalog, Change
+from engine.store.catalog import Catalog, Change, parse_source
+from engine.store.secrets import SecretStore
 from rules.errors import FieldError, RuleValidationError
 from rules.schema import (
     DestinationSpec,
@@ -93,6 +94,26 @@ def apply_paths(catalog: Catalog, paths: Iterable[str | Path]) -> list[Change]:
     sources, rules, destinations = load(paths)
     check_references(catalog, sources, rules)
     return catalog.save(sources, rules, destinations)
+
+
+def verify_warnings(catalog: Catalog, secrets: SecretStore,
+                    slugs: Iterable[str] | None = None) -> list[str]:
+    """One sentence per stored source (of ``slugs``, default all) whose verify secret is
+    missing, empty or unreadable: every webhook it receives is answered 401 until the
+    secret is set."""
+    wanted = None if slugs is None else set(slugs)
+    out = []
+    for row in catalog.list_sources():
+        src = parse_source(row.spec)
+        name = src.verify.secret
+        if src.verify.scheme == "none" or not name or (wanted is not None
+                                                         and src.slug not in wanted):
+            continue
+        problem = secrets.problem(name)
+        if problem is not None:
+            out.append(f"source {src.slug}: its verify secret {name} {problem}; its webhooks "
+                       f"are refused (401) until it is set (hookwise secrets set {name})")
+    return out
 
 
 def export_documents(catalog: Catalog) -> dict[str, dict]:

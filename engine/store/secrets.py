@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from engine.errors import ConfigError, SecretNotFound
+from engine.errors import ConfigError, InvalidSecret, SecretNotFound
 from engine.ids import utcnow
 from engine.store.db import session_scope
 from engine.store.models import Secret
@@ -37,6 +37,16 @@ def _fernet_key(secret_key: str) -> bytes:
 def cipher(secret_key: str, old_keys: Iterable[str] = ()) -> MultiFernet:
     """Encrypt with the current key; decrypt with it or any older one (rotation)."""
     return MultiFernet([Fernet(_fernet_key(k)) for k in (secret_key, *old_keys)])
+
+
+def value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a secret (``"is empty"``, ``"is only whitespace"``), or
+    None: anyone can sign with an empty key."""
+    if not value:
+        return "is empty"
+    if not value.strip():
+        return "is only whitespace"
+    return None
 
 
 class SecretStore:
@@ -58,10 +68,16 @@ class SecretStore:
         return value
 
     def set(self, name: str, value: str) -> None:
+        """Store ``value`` under ``name`` (InvalidSecret naming the field when the name is
+        malformed or the value is empty or only whitespace)."""
         if not re.match(NAME_PATTERN, name):
-            raise ConfigError(
-                f"secret name {name!r} must be letters, digits and _ and start with a letter"
+            raise InvalidSecret(
+                "name",
+                f"secret name {name!r} must be letters, digits and _ and start with a letter",
             )
+        problem = value_problem(value)
+        if problem is not None:
+            raise InvalidSecret("value", f"secret {name}: the value {problem}")
         token = self._cipher.encrypt(value.encode())
         with session_scope(self.db) as s:
             row = s.exec(select(Secret).where(Secret.name == name)).first()
@@ -84,6 +100,16 @@ class SecretStore:
             raise ConfigError(
                 f"secret {name!r} cannot be decrypted: HOOKWISE_SECRET_KEY changed"
             ) from None
+
+    def problem(self, name: str) -> str | None:
+        """Why the secret ``name`` cannot be used as a key (``"is not set"``, ``"is
+        empty"``, ``"cannot be decrypted …"``), or None when it can."""
+        try:
+            return value_problem(self.get(name))
+        except SecretNotFound:
+            return "is not set"
+        except ConfigError:
+            return "cannot be decrypted: HOOKWISE_SECRET_KEY changed"
 
     def rotate(self) -> int:
         """Re-encrypt every secret with the current key (after HOOKWISE_SECRET_KEY

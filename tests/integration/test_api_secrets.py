@@ -50,6 +50,20 @@ def test_bad_secret_requests(api):  # type: ignore[no-untyped-def]
     assert api.get(SECRETS).get_json()["total"] == 0
 
 
+def test_empty_and_whitespace_secrets_are_refused(api, rt):  # type: ignore[no-untyped-def]
+    """Issue 12, item 6: an empty key would make any signature made with it genuine."""
+    assert api.put(f"{SECRETS}/KEPT", json={"value": "the-real-key"}).status_code == 204
+    for blank, why in (("", "is empty"), (" ", "only whitespace"), ("\t\n  ", "only whitespace")):
+        for name in ("NEW", "KEPT"):
+            resp = api.put(f"{SECRETS}/{name}", json={"value": blank})
+            assert resp.status_code == 422, (name, blank)
+            body = resp.get_json()
+            assert body["error"] == "validation_failed"
+            assert body["errors"][0]["loc"] == "value"
+            assert why in body["errors"][0]["message"] and why in body["message"]
+    assert rt.secrets.names() == ["KEPT"] and rt.secrets.get("KEPT") == "the-real-key"
+
+
 def test_secret_values_stay_out_of_runs_and_previews(api, client, work, sink):  # type: ignore[no-untyped-def]
     sink.respond("/hook", Reply(status=200, json={"echo": VALUE}))
     api.put(f"{SECRETS}/TOKEN", json={"value": VALUE})

@@ -141,6 +141,29 @@ def test_secrets_are_write_only(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("secrets", "delete", "API_TOKEN").exit_code == 1
 
 
+def test_blank_secrets_are_refused_and_apply_warns_of_unusable_verify_secrets(
+        cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for args, stdin in ((["--value", ""], None), (["--value", "   "], None), ([], "\n"),
+                        ([], " \t\n")):
+        res = cli("secrets", "set", "BLANK", *args, input=stdin)
+        assert res.exit_code == 2, (args, stdin)
+        assert "secret BLANK: the value is" in res.output
+    assert cli("secrets", "list").output.split() == []
+
+    f = tmp_path / "s.yaml"
+    f.write_text("sources:\n"
+                 "  - {slug: signed, verify: {scheme: hmac, header: X-Sig, secret: SIGNED_KEY}}\n"
+                 "  - {slug: open}\n")
+    res = cli("apply", str(f))
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.output.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: source signed: its verify secret SIGNED_KEY is not set; its "
+                        "webhooks are refused (401) until it is set (hookwise secrets set "
+                        "SIGNED_KEY)"]
+    assert cli("secrets", "set", "SIGNED_KEY", "--value", "k3y").exit_code == 0
+    assert "warning:" not in cli("apply", str(f)).output
+
+
 def test_events_show_explains_a_run(rt, client, work, sink, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from engine.store.rule_files import apply_paths
 

@@ -252,3 +252,94 @@ def test_slack_interactive_payload_is_decoded(providers, client) -> None:  # typ
     with Session(providers.db) as s:
         ev = s.exec(select(Event)).one()
     assert ev.body == {"payload": payload}
+
+
+# -- an empty key verifies nothing (issue 12, item 6) -----------------------------------------
+def store_as_is(rt, name: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    """Write a secret's row directly, as a database from before empty values were refused
+    may hold it (SecretStore.set refuses them now)."""
+    from engine.store.models import Secret
+    from engine.store.secrets import cipher
+
+    with Session(rt.db) as s:
+        row = s.exec(select(Secret).where(Secret.name == name)).first() or Secret(name=name)
+        row.value_encrypted = cipher(rt.settings.secret_key).encrypt(value.encode())
+        s.add(row)
+        s.commit()
+
+
+GENERIC_SOURCES = """
+sources:
+  - {slug: mac, verify: {scheme: hmac, header: X-Sig, secret: MAC_KEY}}
+  - {slug: tok, verify: {scheme: token, header: X-Token, secret: TOK_KEY}}
+  - {slug: basic, verify: {scheme: basic, secret: BASIC_KEY}}
+"""
+
+
+def mac_req(body: bytes, *, secret: str):  # type: ignore[no-untyped-def]
+    return {"X-Sig": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+
+
+def basic_req(body: bytes, *, secret: str):  # type: ignore[no-untyped-def]
+    return {"Authorization": "Basic " + base64.b64encode(f"{secret}".encode()).decode()}
+
+
+def empty_key_slack_req(body: bytes, *, secret: str):  # type: ignore[no-untyped-def]
+    """Slack's signature by hand: its SDK refuses an empty signing secret."""
+    ts = str(int(time.time()))
+    mac = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + mac.hexdigest()}
+
+
+def empty_key_std_req(body: bytes, *, secret: str):  # type: ignore[no-untyped-def]
+    """A Standard Webhooks signature with the empty key (its SDK refuses to make one)."""
+    ts, msg_id = str(int(time.time())), "msg_empty"
+    mac = hmac.new(b"", f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    return {"webhook-id": msg_id, "webhook-timestamp": ts,
+            "webhook-signature": "v1," + base64.b64encode(mac).decode()}
+
+
+EMPTY_KEYED = {
+    "gh": (gh_req, "GH_SECRET"), "shop": (shop_req, "SHOPIFY_SECRET"),
+    "slack": (empty_key_slack_req, "SLACK_SIGNING"), "std": (empty_key_std_req, "STD_SECRET"),
+    "stripe": (stripe_req, "STRIPE_WHSEC"), "tg": (tg_req, "TG_SECRET"),
+    "mac": (mac_req, "MAC_KEY"), "tok": (lambda body, secret: {"X-Token": secret}, "TOK_KEY"),
+    "basic": (basic_req, "BASIC_KEY"),
+}
+
+
+@pytest.mark.parametrize("blank", ["", "  \t"], ids=["empty", "whitespace"])
+@pytest.mark.parametrize("slug", sorted(EMPTY_KEYED))
+def test_an_empty_verify_secret_refuses_every_request(providers, client, tmp_path, slug,
+                                                      blank) -> None:  # type: ignore[no-untyped-def]
+    """A request signed with the empty key (what anyone can compute) is refused, with the
+    reason, whatever the scheme."""
+    f = tmp_path / "generic.yaml"
+    f.write_text(GENERIC_SOURCES)
+    apply_paths(providers.catalog, [f])
+    signer, key = EMPTY_KEYED[slug]
+    store_as_is(providers, key, blank)
+    resp = post(client, slug, JSON_BODY, signer(JSON_BODY, secret=blank))
+    assert resp.status_code == 401, resp.get_json()
+    assert resp.get_json()["error"] == "verification_failed"
+    assert f"verify secret '{key}' is " in resp.get_json()["message"]
+    assert stored(providers) == 0
+
+
+def test_a_missing_verify_secret_is_a_clear_401(providers, client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "generic.yaml"
+    f.write_text(GENERIC_SOURCES)
+    apply_paths(providers.catalog, [f])
+    resp = post(client, "mac", JSON_BODY, mac_req(JSON_BODY, secret=""))
+    assert resp.status_code == 401
+    assert "MAC_KEY" in resp.get_json()["message"]
+    assert "not set" in resp.get_json()["message"]
+
+
+def test_basic_with_an_empty_password_in_its_secret_refuses(providers, client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "generic.yaml"
+    f.write_text(GENERIC_SOURCES)
+    apply_paths(providers.catalog, [f])
+    providers.secrets.set("BASIC_KEY", "ada:")  # user ada, no password
+    resp = post(client, "basic", JSON_BODY, basic_req(JSON_BODY, secret="ada:"))
+    assert resp.status_code == 401 and "password" in resp.get_json()["message"]

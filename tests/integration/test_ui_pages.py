@@ -391,8 +391,10 @@ def test_secrets_are_set_listed_and_never_shown(ui, rt):  # type: ignore[no-unty
     r = post_form(ui, "/secrets", {"name": "9 bad", "value": "x"})
     assert r.status_code == 400
     assert re.search(r'id="name-error">secret name', text_of(r))
-    r = post_form(ui, "/secrets", {"name": "EMPTY", "value": ""})
-    assert r.status_code == 400 and 'id="value-error">Type the value' in text_of(r)
+    for blank in ("", "   "):
+        r = post_form(ui, "/secrets", {"name": "EMPTY", "value": blank})
+        assert r.status_code == 400 and 'id="value-error">Type the value' in text_of(r)
+    assert rt.secrets.names() == ["CHAT_TOKEN"]
 
     r = post_form(ui, "/secrets/CHAT_TOKEN/delete", {}, page="/secrets")
     assert r.status_code == 302 and rt.secrets.names() == []

@@ -6,6 +6,7 @@ import re
 
 from flask import Response, jsonify
 
+from engine.errors import InvalidSecret
 from engine.store.queries import Page
 from engine.store.secrets import NAME_PATTERN
 from web.api.errors import body, invalid_field, not_found, query
@@ -26,13 +27,17 @@ def list_secrets() -> Response:
 
 @operation("PUT", "/secrets/<name>", tag="secrets", summary="Set a secret",
            description="Creates or replaces the value; it is encrypted at rest and never "
-                       "answered by any route.",
+                       "answered by any route. An empty or whitespace-only value is "
+                       "refused (422 on `value`).",
            body=SecretValue, responses={204: None}, errors=(400, 422))
 def put_secret(name: str) -> tuple[str, int]:
     if not re.match(NAME_PATTERN, name):
         raise invalid_field("name", "must be letters, digits and _, starting with a letter "
                                     "or _", name)
-    runtime().secrets.set(name, body(SecretValue).value)
+    try:
+        runtime().secrets.set(name, body(SecretValue).value)
+    except InvalidSecret as exc:
+        raise invalid_field(exc.field, str(exc)) from None
     return "", 204
 
 

@@ -9,7 +9,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlmodel import Session, select
 from werkzeug.wrappers import Response
 
-from engine.errors import ConfigError
+from engine.errors import InvalidSecret
 from engine.store.models import Secret
 from web.context import runtime
 from web.ui import bp
@@ -42,15 +42,15 @@ def secret_set() -> Any:
     errors: dict[str, list[str]] = {}
     if not name:
         errors["name"] = ["Give the secret a name."]
-    if not value:
-        errors["value"] = ["Type the value to store."]
+    if not value.strip():
+        errors["value"] = ["Type the value to store (not only spaces)."]
     if not errors:
         rt = runtime()
         existed = name in rt.secrets.names()
         try:
             rt.secrets.set(name, value)
-        except ConfigError as exc:
-            errors["name"] = [str(exc)]
+        except InvalidSecret as exc:
+            errors[exc.field] = [str(exc)]
         else:
             flash(f"Secret {name} {'replaced' if existed else 'stored'}.", "success")
             return redirect(url_for("ui.secrets_page"))

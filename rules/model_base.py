@@ -33,11 +33,28 @@ PATTERN_HINTS: dict[str, str] = {
 }
 """Human wording for pattern mismatches, used when pydantic errors are translated."""
 
+# Every number in a rule is bounded: a value the database column, a timedelta or Redis
+# cannot hold is refused at save time, naming the field, instead of failing later.
+MAX_PRIORITY = 1_000_000
+"""``priority`` lies in -MAX_PRIORITY..MAX_PRIORITY (stored in a 32-bit column)."""
+MAX_TOLERANCE_S = 7 * 86_400
+"""The longest timestamp tolerance a source may allow (a week)."""
+MAX_RETRY_WAIT_S = 7 * 86_400
+"""The longest wait between two attempts of a step (a week)."""
+MAX_DELAY_S = 366 * 86_400
+"""The longest a ``delay`` step may wait (a year)."""
+MAX_TTL_S = 10 * 366 * 86_400
+"""The longest conversation state may live without being touched (ten years)."""
+
+Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]
+"""A rule's priority: higher is evaluated first."""
+
 
 class StrictModel(BaseModel):
-    """Base of every rule model: unknown fields are errors; aliases and names both accepted."""
+    """Base of every rule model: unknown fields are errors; aliases and names both accepted;
+    numbers are finite (no NaN or infinity from YAML's ``.nan``/``.inf``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 def _template_str(value: str) -> str:

@@ -22,7 +22,15 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from rules.condition_models import AllGroup, AnyGroup, Condition, NotGroup, OpName, Predicate
 from rules.errors import FieldError, RuleValidationError
-from rules.model_base import RULE_NAME_PATTERN, SLUG_PATTERN, JsonPath, SecretName, StrictModel
+from rules.model_base import (
+    MAX_TOLERANCE_S,
+    RULE_NAME_PATTERN,
+    SLUG_PATTERN,
+    JsonPath,
+    Priority,
+    SecretName,
+    StrictModel,
+)
 from rules.step_models import (
     DbWriteStep,
     DelayStep,
@@ -62,7 +70,7 @@ class VerifySpec(StrictModel):
     algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
     encoding: Literal["hex", "base64"] = "hex"
     prefix: str = ""
-    tolerance_s: int | None = Field(default=None, ge=0)
+    tolerance_s: int | None = Field(default=None, ge=0, le=MAX_TOLERANCE_S)
     username: str | None = None
 
     @model_validator(mode="after")
@@ -174,7 +182,7 @@ class RuleSpec(StrictModel):
     source: str
     description: str = ""
     enabled: bool = True
-    priority: int = 0
+    priority: Priority = 0
     stop: bool = False
     when: Condition | None = None
     actions: list[Step] = Field(min_length=1)

@@ -6,12 +6,16 @@ Every string a step sends is a template (checked here); names the engine resolve
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from rules.condition_models import Condition
 from rules.model_base import (
+    MAX_DELAY_S,
+    MAX_RETRY_WAIT_S,
+    MAX_TTL_S,
     STEP_ID_PATTERN,
     TABLE_PATTERN,
     Column,
@@ -31,8 +35,8 @@ class RetrySpec(StrictModel):
 
     max_attempts: int = Field(default=8, ge=1, le=50)
     backoff: Literal["exponential", "fixed"] = "exponential"
-    initial_s: float = Field(default=5, gt=0)
-    max_s: float = Field(default=36000, gt=0)
+    initial_s: float = Field(default=5, gt=0, le=MAX_RETRY_WAIT_S)
+    max_s: float = Field(default=36000, gt=0, le=MAX_RETRY_WAIT_S)
 
     @model_validator(mode="after")
     def _ordered(self) -> RetrySpec:
@@ -154,25 +158,31 @@ class StateStep(_StepBase):
     type: Literal["state"]
     key: TemplateStr = Field(min_length=1)
     set: dict[str, TemplateAny] = Field(default_factory=dict)
-    ttl_s: int | None = Field(default=None, gt=0)
+    ttl_s: int | None = Field(default=None, gt=0, le=MAX_TTL_S)
 
 
 class DelayStep(_StepBase):
     """Wait before the next step: a number of seconds, or a template that renders one."""
 
     type: Literal["delay"]
-    seconds: float | TemplateStr
+    seconds: Annotated[float, Field(ge=0, le=MAX_DELAY_S)] | TemplateStr
 
-    @field_validator("seconds")
+    @field_validator("seconds", mode="before")
     @classmethod
-    def _seconds(cls, value: float | str) -> float | str:
+    def _seconds(cls, value: Any) -> Any:
+        # before the union is tried, so a bad number gets one error, not one per member
         if isinstance(value, str) and not is_template(value):
             try:
                 value = float(value)
             except ValueError:
                 raise ValueError("seconds must be a number or a template") from None
-        if isinstance(value, float) and value < 0:
-            raise ValueError("seconds must not be negative")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ValueError("seconds must be a finite number")
+            if value < 0:
+                raise ValueError("seconds must not be negative")
+            if value > MAX_DELAY_S:
+                raise ValueError(f"seconds must be at most {MAX_DELAY_S} (a year)")
         return value
 
 

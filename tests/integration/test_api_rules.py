@@ -121,6 +121,34 @@ def test_patch_and_put_refuse_bad_bodies(api, shop):  # type: ignore[no-untyped-
     assert mismatch.get_json()["errors"][0]["loc"] == "name"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_out_of_range_numbers_are_refused_naming_the_field(api, shop):  # type: ignore[no-untyped-def]
+    """Issue 12, item 11: 99999999999999999999 overflowed SQLite's integer (a 500)."""
+    huge = 99999999999999999999
+    for method, url, doc, loc in (
+        ("post", RULES, rule_doc(priority=huge), "priority"),
+        ("put", f"{RULES}/paid-order", rule_doc(priority=-huge), "priority"),
+        ("post", RULES, rule_doc(actions=[{"type": "state", "key": "k", "ttl_s": huge}]),
+         "actions[0].ttl_s"),
+        ("post", RULES, rule_doc(actions=[{"type": "delay", "seconds": huge}]),
+         "actions[0].seconds"),
+    ):
+        resp = getattr(api, method)(url, json=doc)
+        assert resp.status_code == 422, (loc, resp.get_json())
+        assert [e["loc"] for e in resp.get_json()["errors"]] == [loc]
+        assert loc in resp.get_json()["message"]
+    assert api.get(RULES).get_json()["total"] == 0
+
+    assert api.post(RULES, json=rule_doc(priority=7)).status_code == 201
+    for bad in (huge, -huge, 1_000_001):
+        resp = api.patch(f"{RULES}/paid-order", json={"priority": bad})
+        assert resp.status_code == 422, resp.get_json()
+        assert [e["loc"] for e in resp.get_json()["errors"]] == ["priority"]
+    assert api.get(f"{RULES}/paid-order").get_json()["priority"] == 7
+    ok = api.patch(f"{RULES}/paid-order", json={"priority": 1_000_000})
+    assert ok.status_code == 200 and ok.get_json()["priority"] == 1_000_000
+
+
 def test_a_rule_may_be_called_test(api, shop):  # type: ignore[no-untyped-def]
     assert api.post(RULES, json=rule_doc(name="test")).status_code == 201
     assert api.get(f"{RULES}/test").get_json()["name"] == "test"

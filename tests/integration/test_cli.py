@@ -98,6 +98,20 @@ def test_apply_of_a_broken_file_names_everything_and_applies_nothing(cli, tmp_pa
     assert yaml.safe_load(listed.output) == {"sources": [], "rules": []}
 
 
+def test_apply_refuses_out_of_range_numbers_naming_file_and_field(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "huge.yaml"
+    f.write_text("sources: [{slug: s}]\n"
+                 "rules: [{name: r, source: s, priority: 99999999999999999999,\n"
+                 "         actions: [{type: state, key: k, ttl_s: 99999999999999999999}]}]\n")
+    res = cli("apply", str(f))
+    assert res.exit_code == 2
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all(f"{f}: rule 'r'" in e for e in errors)
+    assert "field priority: Input should be less than or equal to 1000000" in errors[0]
+    assert "field actions[0].ttl_s: Input should be less than or equal to" in errors[1]
+    assert yaml.safe_load(cli("export").output) == {"sources": [], "rules": []}
+
+
 def test_apply_unknown_source_is_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     f = tmp_path / "r.yaml"
     f.write_text("rules: [{name: r, source: nowhere, actions: [{type: delay, seconds: 1}]}]")

@@ -406,3 +406,93 @@ def test_starter_files_round_trip(path: Path) -> None:
 
 def test_rule_spec_accepts_wildcard_source() -> None:
     assert RuleSpec.model_validate(_rule(source="*")).source == "*"
+
+
+# -- every number is bounded (issue 12, item 11) -------------------------------------------
+def _numbers(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every integer/number schema inside a JSON Schema, with where it is."""
+    found = []
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            found.append((path, node))
+        for key, value in node.items():
+            found.extend(_numbers(value, f"{path}/{key}"))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_numbers(value, f"{path}[{i}]"))
+    return found
+
+
+def test_every_number_in_the_rule_schema_is_bounded() -> None:
+    """A number the database, a timedelta or Redis cannot hold must be refused when the
+    rule is saved, so every numeric field of every model declares both bounds."""
+    numbers = _numbers(RuleFile.model_json_schema())
+    assert len(numbers) >= 15  # priority, timeouts, retry, ttl_s, delay, rate limits...
+    unbounded = [path for path, node in numbers
+                 if not ({"minimum", "exclusiveMinimum"} & set(node)
+                         and {"maximum", "exclusiveMaximum"} & set(node))]
+    assert unbounded == []
+
+
+HUGE = 99999999999999999999
+
+
+@pytest.mark.parametrize(
+    ("rule", "loc", "fragment"),
+    [
+        (_rule(priority=HUGE), "priority", "less than or equal to 1000000"),
+        (_rule(priority=-HUGE), "priority", "greater than or equal to -1000000"),
+        (_rule(actions=[{"type": "webhook", "url": "u", "timeout_s": HUGE}]),
+         "actions[0].timeout_s", "less than or equal to 120"),
+        (_rule(actions=[{"type": "webhook", "url": "u", "timeout_s": float("nan")}]),
+         "actions[0].timeout_s", "finite number"),
+        (_rule(actions=[{"type": "webhook", "url": "u", "retry": {"max_attempts": HUGE}}]),
+         "actions[0].retry.max_attempts", "less than or equal to 50"),
+        (_rule(actions=[{"type": "webhook", "url": "u", "retry": {"initial_s": HUGE}}]),
+         "actions[0].retry.initial_s", "less than or equal to 604800"),
+        (_rule(actions=[{"type": "webhook", "url": "u",
+                         "retry": {"max_s": float("inf")}}]),
+         "actions[0].retry.max_s", "finite number"),
+        (_rule(actions=[{"type": "reply", "status": HUGE}]), "actions[0].status",
+         "less than or equal to 599"),
+        (_rule(actions=[{"type": "state", "key": "k", "ttl_s": HUGE}]), "actions[0].ttl_s",
+         "less than or equal to 316224000"),
+        (_rule(actions=[{"type": "delay", "seconds": HUGE}]), "actions[0].seconds",
+         "at most 31622400"),
+        (_rule(actions=[{"type": "delay", "seconds": "1e999"}]), "actions[0].seconds",
+         "finite number"),
+        (_rule(actions=[{"type": "delay", "seconds": float("nan")}]), "actions[0].seconds",
+         "finite number"),
+    ],
+)  # fmt: skip
+def test_out_of_range_numbers_name_the_field(rule: dict[str, Any], loc: str,
+                                             fragment: str) -> None:
+    with pytest.raises(RuleValidationError) as info:
+        parse_rule(rule, file="rules.yaml")
+    assert [(e.loc, fragment in e.message) for e in info.value.errors] == [(loc, True)], [
+        str(e) for e in info.value.errors]
+
+
+@pytest.mark.parametrize(
+    ("source", "loc"),
+    [
+        ({"slug": "s", "verify": {"scheme": "stripe", "secret": "K", "tolerance_s": HUGE}},
+         "verify.tolerance_s"),
+        ({"slug": "s", "respond": {"mode": "reply", "timeout_ms": HUGE}}, "respond.timeout_ms"),
+        ({"slug": "s", "rate_limit": {"requests": HUGE}}, "rate_limit.requests"),
+        ({"slug": "s", "rate_limit": {"requests": 1, "per_s": HUGE}}, "rate_limit.per_s"),
+    ],
+)  # fmt: skip
+def test_out_of_range_source_numbers_name_the_field(source: dict[str, Any], loc: str) -> None:
+    with pytest.raises(RuleValidationError) as info:
+        parse_source(source, file="s.yaml")
+    assert [e.loc for e in info.value.errors] == [loc]
+    assert "less than or equal to" in info.value.errors[0].message
+
+
+def test_numbers_within_bounds_still_parse() -> None:
+    spec = parse_rule(_rule(priority=-1_000_000, actions=[
+        {"type": "state", "key": "k", "ttl_s": 86_400},
+        {"type": "delay", "seconds": "3600"},
+        {"type": "webhook", "url": "u", "retry": {"initial_s": 1, "max_s": 604_800}}]))
+    assert spec.priority == -1_000_000

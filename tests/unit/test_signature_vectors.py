@@ -30,5 +30,6 @@ def test_slack_documented_vector() -> None:
                "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"}
     req = IncomingRequest("POST", "http://x/hooks/slack", headers, {}, body,
                           "application/x-www-form-urlencoded")
-    spec = VerifySpec(scheme="slack", secret="S", tolerance_s=10**10)
+    # built without validation: rules may widen the tolerance to a week at most
+    spec = VerifySpec.model_construct(scheme="slack", secret="S", tolerance_s=10**10)
     verify_slack(spec, req, "8f742231b10e8888abcd99yyyzzz85a5")

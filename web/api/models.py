@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from rules.model_base import Priority
 from rules.schema import SourceSpec
 
 MAX_LIMIT = 200
@@ -113,7 +114,7 @@ class RulePatch(Model):
     """Change a rule's switches without sending the whole document."""
 
     enabled: bool | None = None
-    priority: int | None = None
+    priority: Priority | None = None
 
     @model_validator(mode="after")
     def _something(self) -> RulePatch:

@@ -12,6 +12,16 @@ from cli.common import (
 )
 
 
+def _port_free(host: str, port: int) -> None:
+    """Exit 2 with the reason when ``host:port`` cannot be listened on alone."""
+    from web.server import PortUnavailable, check_port_free
+
+    try:
+        check_port_free(host, port)
+    except PortUnavailable as exc:
+        raise InputError(str(exc)) from None
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -24,6 +34,7 @@ def serve(host: str, port: int, workers: int, web_workers: int, one_process: boo
     """Web + workers (+ embedded Redis) in one command."""
     from cli.supervisor import serve as run
 
+    _port_free(host, port)
     raise SystemExit(run(host, port, workers, web_workers, one_process=one_process))
 
 
@@ -41,6 +52,7 @@ def web(host: str, port: int, workers: int, threads: int, no_migrate: bool,
     """Web/ingest only."""
     from web.server import serve_web
 
+    _port_free(host, port)
     if not no_migrate:
         migrate_in_a_child()
     serve_web(host, port, workers=workers, threads=threads, access_log=access_log,
@@ -60,6 +72,8 @@ def worker(burst: bool, web_at: str | None, threads: int) -> None:
     host, _, port = (web_at or "").rpartition(":")
     if web_at and (not host or not port.isdigit()):
         raise InputError(f"--web: expected HOST:PORT, got {web_at!r}")
+    if web_at:
+        _port_free(host, int(port))
     rt = runtime()
     stop_web = None
     if web_at:

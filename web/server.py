@@ -8,6 +8,8 @@ thread cannot live beside RQ's worker loop)."""
 
 from __future__ import annotations
 
+import errno
+import socket
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,36 @@ if TYPE_CHECKING:
 DEFAULT_WEB_WORKERS = 2
 DEFAULT_THREADS = 8  # threads wait on reply steps without blocking other requests
 KEEPALIVE_S = 5
+
+
+class PortUnavailable(Exception):
+    """``host:port`` cannot be listened on (in use, or not an address of this machine)."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise PortUnavailable unless this process could listen on ``host:port`` alone.
+
+    granian binds with SO_REUSEPORT, so a second server on a port another one already
+    holds starts without error and the kernel splits the traffic between them. A plain
+    bind (SO_REUSEADDR, which only overlooks connections in TIME_WAIT, but no
+    SO_REUSEPORT) fails while anything listens there, which is the check wanted."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    for family, kind, proto, _name, addr in infos[:1]:  # the address a server binds
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(addr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortUnavailable(f"port {port} is in use on {host} (another "
+                                          "process listens there); stop it or choose "
+                                          "another --port") from None
+                raise PortUnavailable(f"cannot listen on {host}:{port}: "
+                                      f"{exc.strerror}") from None
 
 
 def serve_web(host: str, port: int, *, workers: int = DEFAULT_WEB_WORKERS,

@@ -92,6 +92,7 @@ class Settings:
     queue_name: str = "hookwise"
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     destination_share: int = DEFAULT_DESTINATION_SHARE
+    db_write_sqlite_dirs: tuple[str, ...] = ()  # where named SQLite connections may point
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -124,6 +125,10 @@ class Settings:
             queue_name=env.get("HOOKWISE_QUEUE", "hookwise"),
             worker_concurrency=concurrency,
             destination_share=min(share, concurrency),
+            db_write_sqlite_dirs=tuple(
+                d.strip() for d in env.get("HOOKWISE_DB_WRITE_SQLITE_DIRS", "").split(os.pathsep)
+                if d.strip()
+            ),
         )
 
 

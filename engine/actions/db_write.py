@@ -6,7 +6,8 @@
                 secret whose value is a SQLAlchemy URL (``ctx.resolve_secret``); engines
                 for named connections are cached in ``ctx.engines`` by URL
     table       ``name`` or ``schema.name``; it must exist (it is reflected, never created);
-                on the default connection not one of Hookwise's own tables
+                never one of Hookwise's own tables in a database that holds Hookwise's
+                schema, whichever connection reaches it (the default one always does)
     mode        insert (default) | upsert
     key         column(s) identifying the row for upsert (a list, or one name)
     values      mapping of column name to value
@@ -17,13 +18,18 @@ when that is unambiguous (``"1500"`` → 1500 for INTEGER, ISO strings for dates
 ``"true"``/``"false"`` for BOOLEAN, ``""`` → NULL for non-text columns).
 
 Output: ``{"rowcount", "table", "mode"}``. Classification: unknown table or column, a
-value that cannot be coerced, an integrity or data error → permanent; an unreachable
-database (OperationalError, InterfaceError) → transient.
+value that cannot be coerced, an integrity or data error, a statement the database
+refuses → permanent; an unreachable, locked or overloaded database → transient.
+
+A named connection to a SQLite file is refused unless the file exists inside a directory
+of ``HOOKWISE_DB_WRITE_SQLITE_DIRS`` (SQLite would otherwise create any file it is
+pointed at, anywhere the worker may write).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import weakref
 from datetime import date, datetime, time
@@ -46,6 +52,14 @@ _tables: weakref.WeakKeyDictionary[Engine, dict[tuple[str | None, str], sa.Table
     weakref.WeakKeyDictionary()
 )
 _tables_lock = threading.Lock()
+# per engine: does its database hold Hookwise's schema (its own tables)?
+_hookwise_dbs: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
+# tables only a Hookwise database has together: the marker of "the engine's own database"
+_HOOKWISE_MARKER = frozenset({"alembic_version", "api_tokens", "users", "events", "secrets"})
+# SQLSTATE classes of a database that may answer later: connection exception, transaction
+# rollback (serialization, deadlock), insufficient resources, operator intervention
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "57")
+_TRANSIENT_SQLITE = ("locked", "busy", "unable to open", "disk i/o")
 
 
 def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -68,17 +82,17 @@ def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
         raise PermanentActionError("db_write step needs a table")
 
     connection = str(rendered.get("connection") or "default")
-    if connection == "default" and _split(table_name)[1].lower() in own_tables():
-        raise PermanentActionError(
-            f"table {table_name!r} is one of Hookwise's own tables (events, rules, secrets, "
-            "users, …): write to a table of your own, or through a named connection")
     engine = _engine(connection, ctx)
     try:
+        _refuse_own_table(engine, connection, table_name)
         table = _table_with_columns(engine, table_name, [*values, *key])
         row = {name: coerce(table.c[name], value) for name, value in values.items()}
         with engine.begin() as conn:
             rowcount = _write(conn, table, mode, key, row)
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        if not _is_transient(exc):
+            raise PermanentActionError(
+                f"the database refused writing {table_name}: {_reason(exc)}") from exc
         raise TransientActionError(f"database unreachable: {_reason(exc)}") from exc
     except sa_exc.IntegrityError as exc:
         raise PermanentActionError(f"integrity error writing {table_name}: {_reason(exc)}") from exc
@@ -97,10 +111,60 @@ def own_tables() -> frozenset[str]:
                       "alembic_version"})
 
 
+def _refuse_own_table(engine: Engine, connection: str, table_name: str) -> None:
+    """Refuse Hookwise's own tables (and SQLite's catalogue) in a Hookwise database.
+
+    What counts is the database reached, not the connection's name: a named connection
+    whose URL is the engine's own database (or another Hookwise installation's) is
+    refused the same as ``default``."""
+    schema, name = _split(table_name)
+    low = name.lower()
+    if low.startswith("sqlite_") and engine.dialect.name == "sqlite":
+        raise PermanentActionError(
+            f"table {table_name!r} is SQLite's own catalogue: write to a table of your own")
+    if low not in own_tables() or not _holds_hookwise(engine, connection):
+        return
+    raise PermanentActionError(
+        f"table {table_name!r} is one of Hookwise's own tables (events, rules, secrets, "
+        f"users, …) and connection {connection!r} reaches a Hookwise database: "
+        "write to a table of your own")
+
+
+def _holds_hookwise(engine: Engine, connection: str) -> bool:
+    if connection == "default":
+        return True
+    with _tables_lock:
+        known = _hookwise_dbs.get(engine)
+    if known is None:
+        names = {n.lower() for n in sa.inspect(engine).get_table_names()}
+        known = _HOOKWISE_MARKER <= names
+        with _tables_lock:
+            _hookwise_dbs[engine] = known
+    return known
+
+
+def _is_transient(exc: sa_exc.DBAPIError) -> bool:
+    """Whether the database may take the write later (down, locked, overloaded) rather
+    than refusing the statement itself (a catalogue table, a read-only file, …)."""
+    if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+        return True
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if code:
+        return str(code).startswith(_TRANSIENT_SQLSTATE)
+    text = str(orig or exc).lower()
+    if "sqlite" in type(orig).__module__:
+        return any(word in text for word in _TRANSIENT_SQLITE)
+    return True  # no code to read (e.g. psycopg2 failing to connect): assume the network
+
+
 def _engine(connection: str, ctx: StepContext) -> Engine:
     if connection == "default":
         return ctx.db
-    url = ctx.resolve_secret(connection)
+    try:
+        url = ctx.resolve_secret(connection)
+    except Exception as exc:  # the store's own errors: not set, cannot be decrypted
+        raise PermanentActionError(f"connection {connection!r}: {exc}") from None
     if not url:
         raise PermanentActionError(f"connection {connection!r}: no stored secret of that name")
     engine = ctx.engines.get(url)
@@ -112,8 +176,31 @@ def _engine(connection: str, ctx: StepContext) -> Engine:
             raise PermanentActionError(
                 f"connection {connection!r}: the secret is not a usable SQLAlchemy URL"
             ) from exc
+        if engine.dialect.name == "sqlite":
+            _check_sqlite_file(engine, connection, ctx.settings.db_write_sqlite_dirs)
         ctx.engines[url] = engine
     return engine
+
+
+def _check_sqlite_file(engine: Engine, connection: str, allowed: tuple[str, ...]) -> None:
+    database = engine.url.database or ""
+    if database in ("", ":memory:") or engine.url.query.get("mode") == "memory":
+        return  # an in-memory database touches no file
+    if database.startswith("file:"):  # a URI filename (``?uri=true``)
+        database = database[len("file:"):].split("?", 1)[0]
+    path = os.path.realpath(database)
+    dirs = [os.path.realpath(d) for d in allowed]
+    if not any(os.path.commonpath([path, d]) == d for d in dirs):
+        engine.dispose()
+        where = ", ".join(dirs) if dirs else "none is set"
+        raise PermanentActionError(
+            f"connection {connection!r}: the SQLite file is outside HOOKWISE_DB_WRITE_SQLITE_DIRS "
+            f"({where})")
+    if not os.path.isfile(path):
+        engine.dispose()
+        raise PermanentActionError(
+            f"connection {connection!r}: the SQLite file does not exist "
+            "(db_write never creates one)")
 
 
 def _split(table_name: str) -> tuple[str | None, str]:

@@ -79,17 +79,23 @@ def make_ctx(tmp_path: Path, db: Engine) -> Iterator[Callable[..., StepContext]]
     client = httpx.Client()
     contexts: list[StepContext] = []
 
-    def make(secrets: dict[str, str] | None = None) -> StepContext:
+    sqlite_dirs = [str(tmp_path)]
+    if db.dialect.name == "sqlite":
+        sqlite_dirs.append(str(Path(db.url.database or "").parent))
+
+    def make(secrets: dict[str, str] | None = None,
+             resolve: Callable[[str], str] | None = None) -> StepContext:
         ctx = StepContext(
             settings=Settings.from_env(
-                {"HOOKWISE_DATA_DIR": str(tmp_path), "HOOKWISE_SECRET_KEY": "x"}
+                {"HOOKWISE_DATA_DIR": str(tmp_path), "HOOKWISE_SECRET_KEY": "x",
+                 "HOOKWISE_DB_WRITE_SQLITE_DIRS": os.pathsep.join(sqlite_dirs)}
             ),
             execution_id="ex1",
             step_id="save",
             attempt=1,
             http=client,
             db=db,
-            resolve_secret=lambda name: (secrets or {}).get(name, ""),
+            resolve_secret=resolve or (lambda name: (secrets or {}).get(name, "")),
         )
         contexts.append(ctx)
         return ctx
@@ -255,9 +261,8 @@ def test_unreachable_database_is_transient(payments: str, make_ctx, db: Engine):
     from tests.servers import free_port
 
     if db.dialect.name == "sqlite":
-        url = "sqlite:////nonexistent-dir/deeper/x.db"
-    else:
-        url = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/test"
+        pytest.skip("a SQLite file that is not there is refused, not retried (test below)")
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/test"
     ctx = make_ctx({"DOWN": url})
     with pytest.raises(TransientActionError, match="database unreachable"):
         db_write.run({"connection": "DOWN", "table": payments, "values": {"a": 1}}, ctx)
@@ -298,3 +303,102 @@ def test_hookwises_own_tables_are_refused_on_the_default_connection(make_ctx, ta
     """A rule must not forge events, users, tokens or secrets through db_write."""
     with pytest.raises(PermanentActionError, match="one of Hookwise's own tables"):
         db_write.run({"table": table, "values": {"id": "x"}}, make_ctx())
+
+
+# --- the own-table guard follows the database, not the connection's name (issue 12, item 3)
+
+@pytest.fixture
+def hookwise_db(tmp_path: Path, db: Engine) -> str:
+    """The URL of a real Hookwise database (migrated to head) beside the test's data."""
+    from engine.store.db import upgrade
+
+    if db.dialect.name != "sqlite":
+        pytest.skip("one Hookwise database per module is enough: the SQLite run covers it")
+    url = f"sqlite:///{tmp_path / 'hookwise.db'}"
+    upgrade(Settings.from_env({"HOOKWISE_DATA_DIR": str(tmp_path),
+                               "HOOKWISE_SECRET_KEY": "x", "HOOKWISE_DATABASE_URL": url}))
+    return url
+
+
+@pytest.mark.parametrize("table", ["users", "api_tokens", "secrets", "Events"])
+def test_a_named_connection_to_hookwises_database_cannot_write_its_tables(
+        hookwise_db: str, make_ctx, table: str):  # type: ignore[no-untyped-def]
+    """Before: a secret holding the engine's own URL wrote users and api_tokens."""
+    ctx = make_ctx({"MINE": hookwise_db})
+    with pytest.raises(PermanentActionError, match="reaches a Hookwise database"):
+        db_write.run({"connection": "MINE", "table": table,
+                      "values": {"id": "forged", "name": "x"}}, ctx)
+    engine = sa.create_engine(hookwise_db)
+    with engine.connect() as conn:
+        count = conn.execute(sa.text(f"SELECT count(*) FROM {table.lower()}")).scalar()
+    engine.dispose()
+    assert count == 0
+
+
+def test_a_users_table_in_a_database_of_ones_own_is_writable(tmp_path: Path, db: Engine,
+                                                             make_ctx):  # type: ignore[no-untyped-def]
+    if db.dialect.name != "sqlite":
+        pytest.skip("SQLite file case")
+    path = tmp_path / "crm.db"
+    crm = sa.create_engine(f"sqlite:///{path}")
+    with crm.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT)"))
+    crm.dispose()
+    out = db_write.run({"connection": "CRM", "table": "users",
+                        "values": {"id": "u1", "name": "Ada"}}, make_ctx({"CRM": f"sqlite:///{path}"}))
+    assert out["rowcount"] == 1
+
+
+def test_sqlite_catalogue_is_refused_permanently(db: Engine, make_ctx):  # type: ignore[no-untyped-def]
+    """Before: writing sqlite_master was refused by SQLite but retried as transient."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("SQLite's catalogue")
+    url = db.url.render_as_string(hide_password=False)
+    for connection, ctx in (("default", make_ctx()), ("SAME", make_ctx({"SAME": url}))):
+        with pytest.raises(PermanentActionError, match="SQLite's own catalogue"):
+            db_write.run({"connection": connection, "table": "sqlite_master",
+                          "values": {"name": "x"}}, ctx)
+
+
+def test_a_refused_statement_is_permanent_not_transient(tmp_path: Path, db: Engine, make_ctx):  # type: ignore[no-untyped-def]
+    """An OperationalError that is the database refusing the statement (here: a read-only
+    file) is not retried: only down, locked or overloaded databases are transient."""
+    if db.dialect.name != "sqlite":
+        pytest.skip("SQLite file case")
+    path = tmp_path / "ro.db"
+    ro = sa.create_engine(f"sqlite:///{path}")
+    with ro.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t (id TEXT PRIMARY KEY)"))
+    ro.dispose()
+    ctx = make_ctx({"RO": f"sqlite:///file:{path}?mode=ro&uri=true"})
+    with pytest.raises(PermanentActionError, match="refused writing t"):
+        db_write.run({"connection": "RO", "table": "t", "values": {"id": "1"}}, ctx)
+
+
+@pytest.mark.parametrize("where", ["inside", "outside"])
+def test_a_sqlite_url_to_a_missing_file_is_refused_and_not_created(
+        tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, make_ctx, where: str):  # type: ignore[no-untyped-def]
+    """Before: a connection URL pointing at a new file created it."""
+    base = tmp_path if where == "inside" else tmp_path_factory.mktemp("elsewhere")
+    path = base / "new.db"
+    ctx = make_ctx({"NEW": f"sqlite:///{path}"})
+    match = "does not exist" if where == "inside" else "outside HOOKWISE_DB_WRITE_SQLITE_DIRS"
+    with pytest.raises(PermanentActionError, match=match):
+        db_write.run({"connection": "NEW", "table": "t", "values": {"id": "1"}}, ctx)
+    assert not path.exists()
+
+
+def test_a_connection_whose_secret_is_not_set_is_a_permanent_error_naming_it(
+        hookwise_db: str, make_ctx):  # type: ignore[no-untyped-def]
+    """Before: SecretNotFound escaped the action and was recorded as an internal error."""
+    from engine.store.secrets import SecretStore
+
+    engine = sa.create_engine(hookwise_db)
+    try:
+        store = SecretStore(engine, "x")
+        ctx = make_ctx(resolve=store.get)
+        with pytest.raises(PermanentActionError,
+                           match="connection 'WAREHOUSE': secret 'WAREHOUSE' is not set"):
+            db_write.run({"connection": "WAREHOUSE", "table": "t", "values": {"id": "1"}}, ctx)
+    finally:
+        engine.dispose()

@@ -15,7 +15,9 @@ import json
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, pass_eval_context
+from jinja2 import StrictUndefined, Undefined, nodes, pass_eval_context
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import TemplateRuntimeError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rules.errors import LimitExceeded
@@ -62,11 +64,33 @@ def _guard_width(width: Any) -> None:
         raise LimitExceeded("width too large")
 
 
+class _CodeGenerator(CodeGenerator):
+    """Jinja's code generator, with ``a ~ b`` joined by ``environment.concat_join`` (no
+    autoescaping here, so ``str_join`` was the only path): it checks what it joins."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.concat_join((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox plus size guards checked *before* allocating: ``*``, ``**``, ``%``,
     ``str.format`` and the ``center``/``indent``/``format`` filters."""
 
     intercepted_binops = frozenset({"*", "**", "%"})
+    code_generator_class = _CodeGenerator
+
+    @staticmethod
+    def concat_join(parts: tuple[Any, ...]) -> str:
+        """``a ~ b ~ …``: every part printable, the result within the output cap (a
+        macro doubling a string by ``~`` stops at the cap, not at the worker's memory)."""
+        texts = [str(printable(part)) for part in parts]
+        if sum(map(len, texts)) > MAX_OUTPUT_CHARS:
+            raise LimitExceeded(f"~ result longer than {MAX_OUTPUT_CHARS} characters")
+        return "".join(texts)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Event data is JSON: ``body.items`` must be the "items" key, not ``dict.items``.
@@ -141,6 +165,32 @@ def _join_filter(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) 
     return ENV_FILTERS_JOIN(eval_ctx, items, d, attribute)
 
 
+_PLAIN = (str, int, float, bool, type(None), range, Undefined)  # Undefined: str() explains
+
+
+def printable(value: Any, depth: int = 0) -> Any:
+    """``value`` unchanged when printing it shows data; a template error when it would
+    print an engine object (a function, a class, a ``<… object at 0x…>`` repr: memory
+    addresses and internals, nothing a rule author can use)."""
+    if isinstance(value, _PLAIN) or depth > 64:
+        return value
+    if isinstance(value, dict | list | tuple):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for _, item in items:
+            printable(item, depth + 1)
+        return value
+    if callable(value) or type(value).__repr__ is object.__repr__:
+        name = getattr(value, "__name__", None) or type(value).__name__
+        raise TemplateRuntimeError(
+            f"cannot print {name!r}: it is not data (a function or engine object); "
+            "print one of its values instead, e.g. state('key') or body.field")
+    return value
+
+
+def _string_filter(value: Any) -> str:
+    return ENV_FILTERS_STRING(printable(value))
+
+
 def _safe_range(*args: int) -> range:
     rng = range(*args)
     if len(rng) > MAX_RANGE:
@@ -159,7 +209,8 @@ def _guarded(func: Any, check_width: Any) -> Any:
     return guarded
 
 
-ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                   finalize=printable)
 ENV.filters.update(
     json=_json, tojson=_json, fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode
 )
@@ -169,5 +220,7 @@ ENV_FILTERS_REPLACE = ENV.filters["replace"]
 ENV_FILTERS_JOIN = ENV.filters["join"]
 ENV.filters["replace"] = _replace_filter
 ENV.filters["join"] = _join_filter
+ENV_FILTERS_STRING = ENV.filters["string"]
+ENV.filters["string"] = _string_filter
 ENV.globals["range"] = _safe_range
 ENV.globals.pop("lipsum", None)

@@ -27,7 +27,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 
 from rules.errors import LimitExceeded, TemplateError
-from rules.sandbox import ENV, MAX_OUTPUT_CHARS
+from rules.sandbox import ENV, MAX_OUTPUT_CHARS, printable
 
 _NATIVE = re.compile(r"\s*\{\{(?P<expr>.*)\}\}\s*", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
@@ -122,7 +122,7 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | range):
         return [_plain(v) for v in value]
-    return str(value)
+    return str(printable(value))
 
 
 class CompiledValue:

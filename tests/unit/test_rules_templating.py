@@ -209,3 +209,41 @@ def test_compile_value_error_names_the_nested_field() -> None:
 @pytest.mark.parametrize("text", ["{{ body.x }}", "{% raw %}{{{% endraw %}", "no markup {x}"])
 def test_check_template_accepts_valid_text(text: str) -> None:
     check_template(text)
+
+
+# --- engine objects never print (issue 12, item 14b); ~ checked like every other builder
+
+
+class _Engineish:
+    pass
+
+
+@pytest.mark.parametrize("text", [
+    "{{ state }}", "seen: {{ state }}", "{{ state|string }}", "{{ [state] }}",
+    "{{ {'k': state} }}", "{{ 'x' ~ state }}", "{{ range }}", "{{ obj }}", "at {{ obj }}",
+])
+def test_functions_and_engine_objects_are_refused_not_printed(text: str) -> None:
+    """Before: each rendered a repr such as '<function … at 0x7f…>' (a memory address)."""
+    with pytest.raises(TemplateError, match="cannot print .*it is not data"):
+        render_template(text, {"state": lambda key: {}, "obj": _Engineish()})
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("{{ range(3)|string }}", "range(0, 3)"),
+    ("{{ 'a' ~ 1 ~ none ~ [2] }}", "a1None[2]"),
+    ("{{ {'a': [1, 'b']} }}", {"a": [1, "b"]}),
+    ("n={{ {'a': 1} }}", "n={'a': 1}"),
+    ("{{ body|string }}", "{'x': 1}"),
+])
+def test_data_still_prints(text: str, want: object) -> None:
+    assert render_template(text, {"body": {"x": 1}}) == want
+
+
+def test_concatenation_past_the_output_cap_is_refused_before_it_grows() -> None:
+    """A macro doubling a string with ~: before, it built 1.3 MB here (1.3 GB at 27
+    doublings, the OOM kill loop of the review); now it stops at the output cap."""
+    text = ("{% macro d(s, n) %}{% if n %}{{ d(s ~ s, n - 1) }}{% else %}{{ s|length }}"
+            "{% endif %}{% endmacro %}{{ d('xxxxxxxxxx', 17) }}")
+    with pytest.raises(TemplateError, match="~ result longer than"):
+        render_template(text, {})
+    assert render_template(text.replace("17", "10"), {}) == "10240"

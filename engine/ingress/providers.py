@@ -6,9 +6,10 @@ provider's own timestamp tolerance and default dedup key.
 - slack: X-Slack-Signature v0=hex(HMAC("v0:ts:body")), 300 s; dedup $.body.event_id
 - standard: Standard Webhooks / Svix (standardwebhooks library), 300 s; dedup webhook-id
 - shopify: X-Shopify-Hmac-Sha256 = base64(HMAC-SHA256(body)); dedup X-Shopify-Webhook-Id
-- twilio: X-Twilio-Signature = base64(HMAC-SHA1(url + sorted params)); JSON bodies are
-  signed by bodySHA256 in the URL; the URL is tried with and without its default port;
-  dedup I-Twilio-Idempotency-Token
+- twilio: X-Twilio-Signature = base64(HMAC-SHA1(url + sorted params)) for form bodies
+  (content type compared case-insensitively); any other non-empty body must be signed by
+  bodySHA256 in the URL (refused without it); the URL is tried with and without its
+  default port; dedup I-Twilio-Idempotency-Token
 - telegram: X-Telegram-Bot-Api-Secret-Token equals the secret; dedup $.body.update_id
 
 Timestamps too old *or* too far in the future are refused. Messages say which check
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from engine.errors import VerificationError
+from engine.ingress.parsing import media_type
 from engine.ingress.schemes import IncomingRequest, Scheme, header
 from rules.schema import DedupSpec, VerifySpec
 
@@ -148,9 +150,15 @@ def verify_twilio(spec: VerifySpec, req: IncomingRequest, secret: str) -> None:
     if "bodySHA256" in query:  # JSON body: the URL alone is signed, the body by hash
         if not _same(hashlib.sha256(req.body).hexdigest(), query["bodySHA256"].lower()):
             raise VerificationError("body does not match the bodySHA256 query parameter")
-    elif req.content_type.startswith("application/x-www-form-urlencoded"):
+    elif media_type(req.content_type) == "application/x-www-form-urlencoded":
+        # the same test (case-insensitive, parameters ignored) that parses it as a form
         params = sorted(parse_qsl(req.body.decode("utf-8", "replace"),
                                   keep_blank_values=True))
+    elif req.body.strip():
+        # the signature covers the URL only: a body not hashed into it is unauthenticated
+        raise VerificationError("a Twilio request with a non-form body must carry the "
+                                "bodySHA256 query parameter (the body is not signed "
+                                "otherwise)")
     for url in _twilio_urls(req.full_url()):
         data = url + "".join(f"{k}{v}" for k, v in params)
         digest = base64.b64encode(_hmac(secret, data.encode(), "sha1")).decode()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
@@ -19,6 +19,7 @@ from engine.outbound.guard import DestinationGuard
 from engine.runtime import Runtime
 from engine.store.models import Event, Execution, StepRun
 from web.context import runtime
+from web.throttle import LoginThrottle
 
 bp = Blueprint("metrics", __name__)
 
@@ -62,9 +63,21 @@ class HookwiseCollector(Collector):
             up.add_metric([], 1)
             yield queued
             yield destination_states(self.rt)
+            yield from login_counters(self.rt)
         except Exception:
             up.add_metric([], 0)
         yield up
+
+
+def login_counters(rt: Runtime) -> Iterator[Metric]:
+    failed, throttled = LoginThrottle(rt.redis).totals()
+    fails = CounterMetricFamily("hookwise_login_failures", "Failed UI logins (wrong password)")
+    fails.add_metric([], failed)
+    refused = CounterMetricFamily("hookwise_login_throttled",
+                                  "UI logins refused 429 by the login throttle")
+    refused.add_metric([], throttled)
+    yield fails
+    yield refused
 
 
 STATES = ("failing", "paused", "probing", "slowed")

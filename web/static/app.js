@@ -50,6 +50,17 @@
     });
   });
 
+  // Status bars: segment widths come as data-width (the CSP allows no inline styles;
+  // styles set from a script are fine). Again after each htmx swap (the dashboard).
+  function sizeSegments(root) {
+    var segs = (root || document).querySelectorAll("[data-width]");
+    for (var i = 0; i < segs.length; i++) {
+      segs[i].style.width = parseFloat(segs[i].dataset.width) + "%";
+    }
+  }
+  sizeSegments(document);
+  document.addEventListener("htmx:afterSettle", function (evt) { sizeSegments(evt.target); });
+
   // Source form: the hint under the verify scheme follows the selection.
   document.addEventListener("change", function (evt) {
     if (evt.target.id !== "verify-scheme") return;

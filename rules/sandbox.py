@@ -2,8 +2,11 @@
 
 ``ImmutableSandboxedEnvironment`` (no private attributes, no mutating methods) plus
 ``StrictUndefined``, no autoescaping (webhook payloads are not HTML), and guards that refuse
-work *before* allocating it: ``*`` repetition and ``%``/``str.format``/``center``/``indent``
-widths beyond ``MAX_OUTPUT_CHARS``, huge ``**`` results and ``range()`` beyond ``MAX_RANGE``.
+work *before* allocating it: ``*`` repetition, ``~`` concatenation, ``%``/``str.format``
+widths and precisions (``*`` and nested ``{w}`` fields read from the arguments),
+``center``/``indent``/``expandtabs``/``zfill`` results beyond ``MAX_OUTPUT_CHARS``,
+``tojson`` indents beyond ``MAX_JSON_INDENT``, huge ``**`` results, ``batch`` fills and
+``range()`` beyond ``MAX_RANGE``. Functions and engine objects never print.
 ``a.b`` on a mapping prefers the key ``b`` over a method of that name. Extra filters:
 ``json``/``tojson`` (plain ``json.dumps``), ``fromjson``, ``b64encode``, ``b64decode``.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import string
 from typing import Any
 
 from jinja2 import StrictUndefined, Undefined, nodes, pass_eval_context
@@ -29,7 +33,13 @@ MAX_RANGE = 10_000
 """Largest ``range()`` a template may build."""
 
 
+MAX_JSON_INDENT = 32
+"""Widest ``tojson(indent)``: every nesting level repeats the indent on every line."""
+
+
 def _json(value: Any, indent: int | None = None) -> str:
+    if isinstance(indent, int) and not 0 <= indent <= MAX_JSON_INDENT:
+        raise LimitExceeded(f"tojson indent must be 0 to {MAX_JSON_INDENT}, got {indent}")
     return json.dumps(value, ensure_ascii=False, default=str, indent=indent)
 
 
@@ -50,12 +60,68 @@ def _sized(value: Any) -> int | None:
     return len(value) if isinstance(value, str | bytes | list | tuple) else None
 
 
-_WIDE = re.compile(r"\d{7,}")
+_PERCENT = re.compile(
+    r"%(?:\((?P<key>[^)]*)\))?[-#0 +]*(?P<width>\*|\d+)?(?:\.(?P<prec>\*|\d+))?[hlL]?(?P<conv>.)")
+_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>\d+)?[,_]?(?:\.(?P<prec>\d+))?")
+_FORMATTER = string.Formatter()
 
 
-def _guard_format(fmt: Any) -> None:
-    """Refuse format strings whose widths alone would exceed the output cap."""
-    if isinstance(fmt, str) and _WIDE.search(fmt):
+def _percent_size(fmt: str, values: Any) -> int:
+    """A lower bound of ``fmt % values``'s length from its widths and precisions, with
+    ``*`` read from the values it consumes (``'%*d' % (10**8, 1)`` is 10**8 wide)."""
+    items = list(values) if isinstance(values, tuple) else [values]
+    size, pos = len(fmt), 0
+
+    def take(raw: str | None) -> int:
+        nonlocal pos
+        if raw != "*":
+            return int(raw) if raw else 0
+        value = items[pos] if pos < len(items) else 0
+        pos += 1
+        return value if isinstance(value, int) else 0
+
+    for m in _PERCENT.finditer(fmt):
+        if m["conv"] == "%":
+            continue
+        size += max(take(m["width"]), take(m["prec"]))
+        if m["key"] is None:
+            pos += 1
+    return size
+
+
+def _format_size(fmt: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """A lower bound of ``fmt.format(*args, **kwargs)``'s length from its format specs,
+    nested fields (``'{:{w}}'``) resolved from the arguments."""
+    size, auto = len(fmt), 0
+
+    def lookup(name: str) -> Any:
+        nonlocal auto
+        if name == "":
+            name, auto = str(auto), auto + 1
+        first = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if first.isdigit():
+            return args[int(first)] if int(first) < len(args) else ""
+        return kwargs.get(first, "")
+
+    try:
+        for _, field, spec, _ in _FORMATTER.parse(fmt):
+            if field is None:
+                continue
+            if field == "":
+                auto += 1
+            if spec and "{" in spec:
+                spec = "".join(text + (str(lookup(inner)) if inner is not None else "")
+                               for text, inner, _, _ in _FORMATTER.parse(spec))
+            m = _SPEC.match(spec or "")
+            if m:
+                size += max(int(m["width"] or 0), int(m["prec"] or 0))
+    except (ValueError, IndexError):
+        return size  # a malformed format: str.format raises its own clear error
+    return size
+
+
+def _guard_percent(fmt: Any, values: Any) -> None:
+    if isinstance(fmt, str) and _percent_size(fmt, values) > MAX_OUTPUT_CHARS:
         raise LimitExceeded("format width too large")
 
 
@@ -108,13 +174,21 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Any:
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            _guard_format(getattr(value, "__self__", None))
-        return wrapped
+        if wrapped is None:
+            return None
+        fmt, is_map = value.__self__, value.__name__ == "format_map"
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            named = args[0] if is_map and args and isinstance(args[0], dict) else kwargs
+            if _format_size(fmt, () if named is not kwargs else args, named) > MAX_OUTPUT_CHARS:
+                raise LimitExceeded("format width too large")
+            return wrapped(*args, **kwargs)
+
+        return checked
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "%":
-            _guard_format(left)
+            _guard_percent(left, right)
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 size = _sized(seq)
@@ -145,6 +219,9 @@ def _check_str_method(s: str, name: str, args: tuple[Any, ...]) -> None:
         size = _joined_size(args[0], s)
     elif name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         size = args[0]
+    elif name == "expandtabs":
+        tabsize = args[0] if args and isinstance(args[0], int) else 8
+        size = len(s) + s.count("\t") * max(tabsize, 0)
     if size is not None and size > MAX_OUTPUT_CHARS:
         raise LimitExceeded(f"str.{name} result too large")
 
@@ -198,15 +275,28 @@ def _safe_range(*args: int) -> range:
     return rng
 
 
-def _guarded(func: Any, check_width: Any) -> Any:
-    def guarded(value: Any, *args: Any, **kwargs: Any) -> Any:
-        _guard_format(value)
-        for arg in (*args, *kwargs.values()):
-            if check_width is not None:
-                check_width(arg)
-        return func(value, *args, **kwargs)
+def _format_filter(value: Any, *args: Any, **kwargs: Any) -> Any:
+    _guard_percent(value, args if args else kwargs)
+    return ENV_FILTERS_FORMAT(value, *args, **kwargs)
 
-    return guarded
+
+def _center_filter(value: Any, width: Any = 80) -> Any:
+    _guard_width(width)
+    return ENV_FILTERS_CENTER(value, width)
+
+
+def _indent_filter(value: Any, width: Any = 4, first: bool = False, blank: bool = False) -> Any:
+    text = str(value)
+    pad = len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
+    if len(text) + (text.count("\n") + 1) * pad > MAX_OUTPUT_CHARS:
+        raise LimitExceeded("indent result too large")
+    return ENV_FILTERS_INDENT(value, width, first, blank)
+
+
+def _batch_filter(value: Any, linecount: Any, fill_with: Any = None) -> Any:
+    if fill_with is not None and isinstance(linecount, int) and linecount > MAX_RANGE:
+        raise LimitExceeded(f"batch() filling rows of more than {MAX_RANGE} items")
+    return ENV_FILTERS_BATCH(value, linecount, fill_with)
 
 
 ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True,
@@ -214,8 +304,12 @@ ENV = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_ne
 ENV.filters.update(
     json=_json, tojson=_json, fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode
 )
-for _name, _check in (("center", _guard_width), ("indent", _guard_width), ("format", None)):
-    ENV.filters[_name] = _guarded(ENV.filters[_name], _check)
+ENV_FILTERS_FORMAT = ENV.filters["format"]
+ENV_FILTERS_CENTER = ENV.filters["center"]
+ENV_FILTERS_INDENT = ENV.filters["indent"]
+ENV_FILTERS_BATCH = ENV.filters["batch"]
+ENV.filters.update(format=_format_filter, center=_center_filter, indent=_indent_filter,
+                   batch=_batch_filter)
 ENV_FILTERS_REPLACE = ENV.filters["replace"]
 ENV_FILTERS_JOIN = ENV.filters["join"]
 ENV.filters["replace"] = _replace_filter

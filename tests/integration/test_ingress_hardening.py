@@ -8,12 +8,13 @@ Item 10: every body, however it arrives, passes the same JSON depth and number r
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 from sqlmodel import Session, select
 from twilio.request_validator import RequestValidator
 
+from engine.ingress.parsing import MAX_JSON_DEPTH
 from engine.store.models import Event
 from engine.store.rule_files import apply_paths
 
@@ -92,3 +93,69 @@ def test_twilio_json_body_with_body_sha256_still_accepted(sources, client) -> No
     resp = client.post("/hooks/tw", data=b"", content_type="application/json",
                        headers={"X-Twilio-Signature": v.compute_signature(URL, {})})
     assert resp.status_code == 202, resp.get_json()
+
+
+# -- item 10: one depth rule and one number rule for every body ------------------------------
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+DEEP = [(nested(5000), "5000"), (nested(900), "900"), (nested(MAX_JSON_DEPTH + 1), "65")]
+NON_FINITE = ['{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}', '{"a": 1e999}',
+              '[-1e999]', '{"a": [1, {"b": NaN}]}']
+JSON_TYPES = ["application/json", "Application/JSON; charset=utf-8",
+              "application/vnd.thing+json", None]
+
+
+def _post(client, text: str, ctype: str | None, form: bool):  # type: ignore[no-untyped-def]
+    if form:
+        return client.post("/hooks/open", data=f"payload={quote(text)}",
+                           content_type=ctype or "application/x-www-form-urlencoded")
+    if ctype is None:  # no declared type: JSON if it parses
+        return client.post("/hooks/open", data=text.encode())
+    return client.post("/hooks/open", data=text.encode(), content_type=ctype)
+
+
+CASES = ([(t, c, False) for t in [d for d, _ in DEEP] + NON_FINITE for c in JSON_TYPES]
+         + [(t, c, True) for t in [d for d, _ in DEEP] + NON_FINITE
+            for c in ["application/x-www-form-urlencoded",
+                      "Application/X-WWW-Form-Urlencoded; charset=utf-8"]])
+
+
+def _id(case: tuple) -> str:
+    text, ctype, form = case
+    return f"{'form' if form else 'raw'}-{ctype}-{text[:12]}-{len(text)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_too_deep_or_non_finite_is_400_and_not_stored(sources, client, case) -> None:  # type: ignore[no-untyped-def]
+    text, ctype, form = case
+    resp = _post(client, text, ctype, form)
+    assert resp.status_code == 400, (resp.status_code, resp.get_data()[:300])
+    body = resp.get_json()
+    assert body["error"] == "bad_body"
+    if text.startswith("[["):
+        assert f"deeper than {MAX_JSON_DEPTH} levels" in body["message"], body
+    else:
+        assert "NaN" in body["message"] and "infinit" in body["message"], body
+    assert stored(sources) == []
+
+
+def test_within_the_limits_is_still_accepted(sources, client) -> None:  # type: ignore[no-untyped-def]
+    ok = client.post("/hooks/open", data=nested(MAX_JSON_DEPTH), content_type="application/json")
+    assert ok.status_code == 202, ok.get_json()
+    # a form body is one level: its payload may be one level less deep than the limit
+    ok = client.post("/hooks/open", data=f"payload={quote(nested(MAX_JSON_DEPTH - 1))}",
+                     content_type="application/x-www-form-urlencoded")
+    assert ok.status_code == 202, ok.get_json()
+    big = client.post("/hooks/open", data='{"a": 1e308, "b": -1.5e-300, "c": 12345678901234567890}',
+                      content_type="application/json")
+    assert big.status_code == 202, big.get_json()
+    # a payload that is not JSON at all stays a string, as before
+    ok = client.post("/hooks/open", data="payload=%7Bnot+json",
+                     content_type="application/x-www-form-urlencoded")
+    assert ok.status_code == 202, ok.get_json()
+    evs = sorted(stored(sources), key=lambda e: e.received_at)
+    assert len(evs) == 4
+    assert evs[2].body == {"a": 1e308, "b": -1.5e-300, "c": 12345678901234567890}
+    assert evs[3].body == {"payload": "{not json"}

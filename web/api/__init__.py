@@ -2,7 +2,7 @@
 
 One module per concept registers its operations on the blueprint in ``registry``:
 ``sources``, ``rules``, ``drafts`` (dry run and backtest), ``secrets``, ``events``,
-``executions``, ``destinations``, ``stats`` and ``openapi`` (the document built from the
+``executions``, ``destinations``, ``stats``, ``tokens`` and ``openapi`` (the document built from the
 same registry).
 Request and response bodies are pydantic models in ``models``; errors in ``errors``.
 """
@@ -21,6 +21,7 @@ from web.api import (  # noqa: F401 - importing registers the operations
     secrets,
     sources,
     stats,
+    tokens,
 )
 from web.api.registry import bp
 

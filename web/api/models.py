@@ -213,6 +213,29 @@ class SecretValue(Model):
     value: str
 
 
+# -- API tokens ------------------------------------------------------------------------
+class TokenOut(Model):
+    """A token as listed: never the token, only its first characters."""
+
+    name: str
+    prefix: str = Field(description="the token's first characters, to tell tokens apart")
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenList(PageOut):
+    items: list[TokenOut]
+
+
+class TokenCreate(Model):
+    name: str = Field(min_length=1, max_length=128)
+
+
+class TokenCreated(Model):
+    name: str
+    token: str = Field(description="the bearer token, answered this once only")
+
+
 # -- events and executions -------------------------------------------------------------
 
 

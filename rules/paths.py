@@ -7,6 +7,11 @@ and ``-``, so ``$.headers.x-test-mode`` works), ``[N]`` (a list index, negative 
 the end) and ``['key']`` / ``["key"]`` segments. Simple paths never reach jsonpath-ng; they
 also expose ``segments`` so the matcher can index on them. Everything else (wildcards,
 ``..``, filters, slices) is parsed by ``jsonpath_ng.ext.parse`` once at compile time.
+
+Regexes inside a path (``[?(@.k =~ "...")]`` filters and `` `sub(/re/, repl)` ``) would
+run on Python's backtracking ``re`` and could stall a worker on one hostile value, so the
+parsed tree is rewritten to match with RE2 (linear time, the same engine as the ``regex``
+operator); a pattern RE2 cannot compile, or a non-string pattern, is refused at compile.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from jsonpath_ng import DatumInContext, JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _jsonpath_parse
+from jsonpath_ng.ext.filter import Expression as _Expression
+from jsonpath_ng.ext.string import Sub as _Sub
 
-from rules.errors import PathError
+from rules.errors import PathError, RegexError
+from rules.operators import compile_regex
 
 Segment = str | int
 
@@ -91,7 +100,52 @@ class CompiledPath:
         return found[0] if found else default
 
 
+class _RE2Expression(_Expression):  # type: ignore[misc]
+    """A ``@.x =~ "pattern"`` filter test matched with RE2 instead of ``re.search``: same
+    result (a string value the pattern is found in), in time linear in the value."""
+
+    def __init__(self, target: Any, pattern: str, regex: Any) -> None:
+        super().__init__(target, "=~", pattern)
+        self._regex = regex
+
+    def find(self, datum: Any) -> list[Any]:
+        found = self.target.find(DatumInContext.wrap(datum))
+        return [d for d in found if isinstance(d.value, str) and self._regex.search(d.value)]
+
+
+def _re2(expr: str, pattern: Any, where: str) -> Any:
+    if not isinstance(pattern, str):
+        raise PathError(f"invalid JSONPath {expr!r}: the pattern of {where} must be a "
+                        f"quoted string, not {pattern!r}")
+    try:
+        return compile_regex(pattern)
+    except RegexError as exc:
+        raise PathError(f"invalid JSONPath {expr!r}: regex {pattern!r} in {where} is not "
+                        f"allowed: {exc}") from None
+
+
+def _harden(node: Any, expr: str) -> Any:
+    """Rewrite every regex in the parsed tree ``node`` to run on RE2 (in place where it
+    can, returning the node to use)."""
+    for name, child in list(vars(node).items()):
+        if isinstance(child, JSONPath):
+            setattr(node, name, _harden(child, expr))
+        elif isinstance(child, list):
+            setattr(node, name, [_harden(c, expr) if isinstance(c, JSONPath) else c
+                                 for c in child])
+    if isinstance(node, _Expression) and node.op == "=~":
+        return _RE2Expression(node.target, node.value,
+                              _re2(expr, node.value, "a '=~' filter"))
+    if isinstance(node, _Sub):
+        node.regex = _re2(expr, node.expr, "`sub()`")
+    return node
+
+
 def _parse_jsonpath(expr: str) -> Any:
+    return _harden(_parse_jsonpath_ng(expr), expr)
+
+
+def _parse_jsonpath_ng(expr: str) -> Any:
     try:
         return _jsonpath_parse(expr)
     except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError) as exc:

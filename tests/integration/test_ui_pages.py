@@ -398,3 +398,28 @@ def test_secrets_are_set_listed_and_never_shown(ui, rt):  # type: ignore[no-unty
 
     r = post_form(ui, "/secrets/CHAT_TOKEN/delete", {}, page="/secrets")
     assert r.status_code == 302 and rt.secrets.names() == []
+
+
+def test_tokens_are_created_once_listed_and_revoked(ui, client, rt):  # type: ignore[no-untyped-def]
+    """Issue 12, item 13: the UI lists tokens (never the token), shows a new one once,
+    and revokes one for the very next request."""
+    r = post_form(ui, "/tokens", {"name": "deploy"})
+    assert r.status_code == 201
+    token = re.search(r'id="new-token-value">(hw_[^<]+)<', r.get_data(as_text=True)).group(1)
+    assert rt.accounts.verify_token(token) is not None
+    page = text_of(ui.get("/tokens"))
+    assert "deploy" in page and token[:10] in page and token not in page
+    assert "never" in page  # not used yet
+
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/rules", headers=bearer).status_code == 200
+    r = post_form(ui, "/tokens", {"name": "deploy"})
+    assert r.status_code == 400 and "exists already" in text_of(r)
+    r = post_form(ui, "/tokens", {"name": "  "})
+    assert r.status_code == 400 and "Give the token a name" in text_of(r)
+
+    r = post_form(ui, "/tokens/deploy/revoke", {}, page="/tokens")
+    assert r.status_code == 302
+    assert "Token deploy revoked" in text_of(ui.get("/tokens"))
+    assert client.get("/api/v1/rules", headers=bearer).status_code == 401
+    assert [t.name for t in rt.accounts.list_tokens()] == []

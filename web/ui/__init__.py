@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, render_template, request
 
 bp = Blueprint("ui", __name__)
 
-PAGE_MODULES = ("dashboard", "sources", "rules", "events", "secrets")
+PAGE_MODULES = ("dashboard", "sources", "rules", "events", "secrets", "tokens")
 
 
 def is_htmx() -> bool:

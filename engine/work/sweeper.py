@@ -7,6 +7,12 @@ worker, or for longer than a job may run — the attempt counts, and the chain r
 that step — and (4) open executions with nothing in flight (a lost scheduled retry).
 Every job it queues is safe to run twice. Workers run it every few seconds under a
 Redis lock, so one sweep happens at a time however many workers there are.
+
+Poison work: each time it re-queues an event or a step whose worker died, it counts
+that death (a Redis counter per event id / step id, kept ``DEATHS_TTL_S``); at the
+``MAX_WORKER_DEATHS``-th the event or step is marked failed with the reason instead of
+being queued again, so work that kills its worker (an OOM-killed template, say) does
+not kill workers forever, nor hold up the events behind it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from engine.broker.queue import JOB_TIMEOUT_S, enqueue_event, enqueue_execution
 from engine.errors import QueueError
 from engine.ids import utcnow
 from engine.runtime import Runtime
+from engine.store import statements as sql
 from engine.store.models import Event, EventStatus, Execution, ExecutionStatus, StepRun, StepStatus
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,8 @@ SWEEP_INTERVAL_S = 5.0
 DEAD_GRACE_S = 2.0  # a step claimed this recently may belong to a worker just starting
 BATCH = 500
 LOCK_KEY = "hookwise:sweeper"
+MAX_WORKER_DEATHS = 3  # then the event or step is failed, not queued again
+DEATHS_TTL_S = 24 * 3600
 
 
 @dataclass
@@ -52,6 +61,39 @@ class SweepReport:
     @property
     def total(self) -> int:
         return self.events + self.stale_steps + self.executions + self.orphan_jobs
+
+
+def deaths_key(kind: str, ident: object) -> str:
+    return f"hookwise:deaths:{kind}:{ident}"
+
+
+def count_death(rt: Runtime, kind: str, ident: object) -> int:
+    """One more worker died with this event (``kind`` "event") or step ("step") in hand:
+    answers how many times that has happened (within ``DEATHS_TTL_S``)."""
+    key = deaths_key(kind, ident)
+    with rt.redis.pipeline() as pipe:
+        pipe.incr(key)
+        pipe.expire(key, DEATHS_TTL_S)
+        return int(pipe.execute()[0])
+
+
+def event_death_reason(n: int) -> str:
+    return f"worker died while processing this event, {n} times"
+
+
+def step_death_reason(n: int) -> str:
+    return f"worker died while running this step, {n} times"
+
+
+def fail_poison_event(rt: Runtime, event_id: str, deaths: int) -> bool:
+    """Mark a still-pending event failed after ``deaths`` workers died processing it
+    (answers False if it is no longer pending: it got matched meanwhile)."""
+    with rt.db.begin() as conn:
+        done = conn.execute(sql.FAIL_EVENT, {"k_id": event_id, "processed_at": utcnow(),
+                                             "error": event_death_reason(deaths)}).rowcount
+    if done:
+        log.error("event %s failed: %s", event_id, event_death_reason(deaths))
+    return bool(done)
 
 
 def requeue_orphans(rt: Runtime) -> int:
@@ -75,7 +117,9 @@ def requeue_orphans(rt: Runtime) -> int:
         registry.remove_executions(job)
         job.delete()
         if func == PROCESS_EVENT:
-            enqueue_event(rt.queue, args[0])
+            deaths = count_death(rt, "event", args[0])
+            if deaths < MAX_WORKER_DEATHS or not fail_poison_event(rt, args[0], deaths):
+                enqueue_event(rt.queue, args[0])
         elif func == RUN_EXECUTION:
             enqueue_execution(rt.queue, args[0])
         elif func == DRAIN_INBOX:  # its owner is dead: take over its flag
@@ -105,35 +149,64 @@ def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
         ).scalars().all()
     waiting = inbox.pending_ids(rt.redis, rt.queue.name) if pending else set()
     for event_id in pending:
-        if event_id not in waiting:  # an id in the inbox will be drained
-            report.events += enqueue_event(rt.queue, event_id)  # False: still queued
+        if event_id in waiting:  # an id in the inbox will be drained
+            continue
+        if enqueue_event(rt.queue, event_id):  # False: still queued
+            # Its job is gone: a drain batch or a job whose worker died with it (or Redis
+            # lost it). At the last death, the job just queued finds it failed: a no-op.
+            report.events += 1
+            deaths = count_death(rt, "event", event_id)
+            if deaths >= MAX_WORKER_DEATHS:
+                fail_poison_event(rt, event_id, deaths)
     for shard in inbox.undrained_shards(rt.redis, rt.queue.name):
         if rt.redis.set(inbox.flag_key(rt.queue.name, shard), "1", nx=True,
                         ex=inbox.FLAG_TTL_S):
             inbox.start_drain(rt.queue, shard)
 
     # Steps whose worker died mid-step (its heartbeat is gone, or the step has run far
-    # longer than a job may): make them retryable now (the attempt counts).
+    # longer than a job may): make them retryable now (the attempt counts), or, at the
+    # MAX_WORKER_DEATHS-th death, fail the step and its execution. The retry policy
+    # does not cap this: the chain checks it only after an action has returned.
     with rt.db.begin() as conn:
         running = conn.execute(
-            select(steps.c.id, steps.c.execution_id, steps.c.claimed_by, steps.c.started_at)
+            select(steps.c.id, steps.c.execution_id, steps.c.step_id, steps.c.claimed_by,
+                   steps.c.started_at)
             .where(steps.c.status == StepStatus.running.value).limit(BATCH)
         ).all()
         living = liveness.alive(rt.redis, (r.claimed_by for r in running if r.claimed_by))
         too_old = now - timedelta(seconds=stale_after_s)
         stale = [
-            (r.id, r.execution_id) for r in running
+            (r.id, r.execution_id, r.step_id) for r in running
             if (r.claimed_by and r.claimed_by not in living
                 and r.started_at < now - timedelta(seconds=DEAD_GRACE_S))
             or r.started_at < too_old
         ]
-        for step_id, _ in stale:
-            conn.execute(
-                update(steps).where(steps.c.id == step_id,
-                                    steps.c.status == StepStatus.running.value)
-                .values(status=StepStatus.waiting.value, next_attempt_at=now,
-                        error="worker stopped during this step; resumed by the sweeper")
-            )
+        failed: set[str] = set()
+        for step_id, execution_id, name in stale:
+            deaths = count_death(rt, "step", step_id)
+            still_running = and_(steps.c.id == step_id,
+                                 steps.c.status == StepStatus.running.value)
+            if deaths < MAX_WORKER_DEATHS:
+                done = conn.execute(update(steps).where(still_running).values(
+                    status=StepStatus.waiting.value, next_attempt_at=now,
+                    error=f"worker stopped during this step ({deaths} of "
+                          f"{MAX_WORKER_DEATHS} times); resumed by the sweeper")).rowcount
+            else:
+                reason = step_death_reason(deaths)
+                done = conn.execute(update(steps).where(still_running).values(
+                    status=StepStatus.failed.value, error=reason, finished_at=now,
+                    next_attempt_at=None, claimed_by=None)).rowcount
+                if done:
+                    log.error("step %s of %s failed: %s", name, execution_id, reason)
+                    failed.add(execution_id)
+                    conn.execute(update(execs).where(
+                        execs.c.id == execution_id, execs.c.status.in_(
+                            [ExecutionStatus.pending.value, ExecutionStatus.running.value,
+                             ExecutionStatus.waiting.value])).values(
+                        status=ExecutionStatus.failed.value, updated_at=now,
+                        finished_at=now, error=f"step {name}: {reason}"))
+            if not done:  # it finished meanwhile: no death to count
+                rt.redis.decr(deaths_key("step", step_id))
     report.stale_steps = len(stale)
 
     # Open executions with nothing scheduled soon: the job that should carry them is lost.
@@ -152,7 +225,7 @@ def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
                 execs.c.id.not_in(in_flight),
             ).limit(BATCH)
         ).scalars().all()
-    ids = {eid for _, eid in stale} | set(idle)
+    ids = ({eid for _, eid, _ in stale} - failed) | set(idle)
     for ex_id in sorted(ids):
         enqueue_execution(rt.queue, ex_id)
     report.executions = len(ids)

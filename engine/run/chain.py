@@ -212,7 +212,8 @@ class ChainRunner:
             return self._failed(ex, st, cstep, f"template error: {render_error}", None, None,
                                 secrets, started)
         try:
-            output = ACTIONS[cstep.type](resolve_signing(rendered, secrets), StepContext(
+            output = ACTIONS[cstep.type](secrets.reveal(resolve_signing(rendered, secrets),
+                                                         cstep.type), StepContext(
                 settings=self.rt.settings, execution_id=ex.id, step_id=cstep.id,
                 attempt=st.attempts + 1, http=self.rt.http, db=self.rt.db,
                 resolve_secret=self.rt.secrets.get, engines=self.rt.named_engines,

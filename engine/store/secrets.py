@@ -172,6 +172,10 @@ class SecretsView(Mapping[str, str]):
         except KeyError:
             raise AttributeError(f"secret {name!r} is not set") from None
 
+    def reveal(self, rendered: Any, step_type: str) -> Any:
+        """The rendered step as its action gets it (the secrets it names, resolved)."""
+        return rendered
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._store.names())
 

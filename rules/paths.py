@@ -2,11 +2,21 @@
 
 ``compile_path(expr)`` validates and compiles once (cached); ``CompiledPath.values(doc)``
 returns every value the path selects, ``[]`` when nothing matches. Paths must start with
-``$``. A path is *simple* when it is ``$`` followed only by ``.name`` (letters, digits, ``_``
-and ``-``, so ``$.headers.x-test-mode`` works), ``[N]`` (a list index, negative counts from
-the end) and ``['key']`` / ``["key"]`` segments. Simple paths never reach jsonpath-ng; they
-also expose ``segments`` so the matcher can index on them. Everything else (wildcards,
-``..``, filters, slices) is parsed by ``jsonpath_ng.ext.parse`` once at compile time.
+``$``. A path is *simple* when it is ``$`` followed only by ``.name``, ``[N]`` (a list
+index, negative counts from the end) and ``['key']`` / ``["key"]`` segments (no backslash
+inside). Simple paths never reach jsonpath-ng; they also expose ``segments`` so the
+matcher can index on them. Everything else (wildcards, ``..``, filters, slices, escaped
+quotes) is parsed by ``jsonpath_ng.ext.parse`` once at compile time, and selects exactly
+what jsonpath-ng's own ``parse(expr).find`` selects (tests/unit/test_path_conformance.py).
+
+A dotted ``.name`` is a run of word characters (Unicode letters, digits, ``_``), ``-`` and
+``@`` that starts with a word character or with ``@`` before one: ``$.headers.x-test-mode``,
+``$.body.@type``, ``$.body.where``, ``$.body.01``, ``$.body.ключ``. jsonpath-ng's lexer
+reads some of these as something else (``where`` is its keyword, ``01`` the number 1,
+``1-2`` two numbers, non-ASCII letters an error), so before parsing, every dotted name is
+quoted (``$.body.where[*]`` is parsed as ``$.body."where"[*]``) by a small scanner that
+skips quoted strings, back-quoted operators and numbers: filter literals such as
+``'x.y'`` and ``1.5`` are never touched, and ``$[?2.2]`` stays invalid.
 
 Regexes inside a path (``[?(@.k =~ "...")]`` filters and `` `sub(/re/, repl)` ``) would
 run on Python's backtracking ``re`` and could stall a worker on one hostile value, so the
@@ -32,7 +42,8 @@ from rules.operators import compile_regex
 
 Segment = str | int
 
-_NAME = r"[A-Za-z0-9_][\w-]*"
+# a dotted name (see the module docstring); jsonpath-ng's own IDs are the ASCII subset
+_NAME = r"(?:@(?=\w))?\w[\w@-]*"
 _SEGMENT = re.compile(
     rf"""\.(?P<name>{_NAME})            # .name
     | \[(?P<index>-?\d+)\]              # [3] or [-1]
@@ -41,7 +52,11 @@ _SEGMENT = re.compile(
     """,
     re.VERBOSE,
 )
-_DOTTED_NAME = re.compile(rf"\.({_NAME})")
+_NAME_AT = re.compile(_NAME)
+# how jsonpath-ng lexes a number (NUMBER, FLOAT): its "." is not a segment's
+_NUMBER_AT = re.compile(r"-?\d+(?:\.\d+)?")
+# a bare word jsonpath-ng lexes as one ID (or keyword): digits inside it are not a number
+_WORD_AT = re.compile(r"@?[A-Za-z_][A-Za-z0-9_@-]*")
 
 
 def _parse_simple(expr: str) -> tuple[Segment, ...] | None:
@@ -145,18 +160,48 @@ def _parse_jsonpath(expr: str) -> Any:
     return _harden(_parse_jsonpath_ng(expr), expr)
 
 
+def _quote_names(expr: str) -> str:
+    """``expr`` with every dotted name quoted (``.where`` -> ``."where"``), for
+    jsonpath-ng's lexer. Quoted strings, back-quoted operators and numbers are copied as
+    they are, so a ``.`` inside ``'x.y'`` or ``1.5`` never starts a name."""
+    out: list[str] = []
+    pos, end = 0, len(expr)
+    while pos < end:
+        char = expr[pos]
+        if char in "'\"`":  # a string or `operator`, up to its closing quote
+            stop = pos + 1
+            while stop < end and expr[stop] != char:
+                stop += 2 if expr[stop] == "\\" else 1
+            stop = min(stop + 1, end)
+        elif char == ".":
+            stop = pos + 2 if expr.startswith("..", pos) else pos + 1
+            name = _NAME_AT.match(expr, stop)
+            if name is not None:
+                out.append(f'{expr[pos:stop]}"{name.group()}"')
+                pos = name.end()
+                continue
+        elif (number := _NUMBER_AT.match(expr, pos)) is not None:
+            stop = number.end()
+        elif (word := _WORD_AT.match(expr, pos)) is not None:
+            stop = word.end()
+        else:
+            stop = pos + 1
+        out.append(expr[pos:stop])
+        pos = stop
+    return "".join(out)
+
+
 def _parse_jsonpath_ng(expr: str) -> Any:
     try:
-        return _jsonpath_parse(expr)
+        return _jsonpath_parse(_quote_names(expr))
     except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError) as exc:
-        # jsonpath-ng mis-lexes some field names (``where``, ``a.1-2``); retry quoted.
-        quoted = _DOTTED_NAME.sub(lambda m: f'."{m.group(1)}"', expr)
-        if quoted != expr:
-            try:
-                return _jsonpath_parse(quoted)
-            except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError):
-                pass  # report the original error below
-        raise PathError(f"invalid JSONPath {expr!r}: {exc}") from exc
+        # name the problem as jsonpath-ng sees the text the author wrote (its columns)
+        reason: Exception = exc
+        try:
+            _jsonpath_parse(expr)
+        except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError) as original:
+            reason = original
+        raise PathError(f"invalid JSONPath {expr!r}: {reason}") from exc
 
 
 @lru_cache(maxsize=4096)

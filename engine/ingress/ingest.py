@@ -83,7 +83,8 @@ def ingest(rt: Runtime, slug: str, req: IncomingRequest) -> IngestResult:
         return error(401, "verification_failed", str(exc))
 
     try:
-        body = parse_body(req.content_type, req.body)
+        body = parse_body(req.content_type, req.body, github=source.verify.scheme == "github"
+                          or "x-github-event" in req.headers)
     except BodyError as exc:
         return error(400, "bad_body", str(exc))
     except UnsupportedMediaType as exc:

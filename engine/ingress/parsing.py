@@ -123,8 +123,23 @@ def parse_form(raw: bytes, charset: str = "utf-8") -> dict[str, Any]:
     return out
 
 
-def parse_body(content_type: str, raw: bytes) -> Any:
-    """The parsed body for the event document (None for an empty body)."""
+def parse_body(content_type: str, raw: bytes, *, github: bool = False) -> Any:
+    """The parsed body for the event document (None for an empty body).
+
+    ``github``: the request is a GitHub hook (a ``github`` source, or an X-GitHub-Event
+    header). A GitHub hook set to ``application/x-www-form-urlencoded`` posts its JSON as
+    one ``payload=`` field: the body is then that JSON, exactly as with
+    ``application/json``, so ``$.body.ref`` means the same whatever the hook's setting.
+    """
+    body = _parse_body(content_type, raw)
+    if (github and isinstance(body, dict) and set(body) == {"payload"}
+            and isinstance(body["payload"], dict)
+            and media_type(content_type) == "application/x-www-form-urlencoded"):
+        return body["payload"]
+    return body
+
+
+def _parse_body(content_type: str, raw: bytes) -> Any:
     if not raw.strip():
         return None
     mt = media_type(content_type)

@@ -11,8 +11,12 @@ and a JSON-serialisable ``trace``::
     {"path": "$.body.amount", "op": "gt", "value": 1000, "seen": [10], "result": false}
 
 ``seen`` holds at most ``MAX_ITEMS`` shortened values (``seen_count`` tells how many there
-were). A predicate with ``value_path`` compares with that path's first value; when that path
-selects nothing, positive ops are false and negative ones (``ne nin ncontains``) true.
+were). A predicate with ``value_path`` compares with every value that path selects
+(``Operator.apply_many``: ``match`` counts on both sides; for ``in``/``nin`` the values are
+the list); its trace has ``value`` (the one value, or the list of them, shortened),
+``value_seen`` and, past ``MAX_ITEMS``, ``value_seen_count``, and a miss's reason shows
+both sides. When that path selects nothing, positive ops are false and negative ones
+(``ne nin ncontains nempty``) true.
 """
 
 from __future__ import annotations
@@ -103,7 +107,14 @@ class CompiledPredicate(CompiledCondition):
             trace["value_path_missing"] = True
             missing = f"failed at `{self.label}`: nothing at {self.spec.value_path}"
             return matched, trace, None if matched else missing
-        return self.judge(seen, found[0])
+        matched = self.op.apply_many(seen, found, ignore_case=self.ignore_case,
+                                     match=self.match)
+        trace = self._trace(seen, found[0] if len(found) == 1 else found, matched)
+        trace["value_seen"] = [shorten(v) for v in found[:MAX_ITEMS]]
+        if len(found) > MAX_ITEMS:
+            trace["value_seen_count"] = len(found)
+        reason = None if matched else f"failed at `{self.label}`: {self.evidence(trace)}"
+        return matched, trace, reason
 
     def test(self, doc: dict[str, Any]) -> bool:
         seen = self.path.values(doc)
@@ -113,7 +124,8 @@ class CompiledPredicate(CompiledCondition):
             found = self.value_path.values(doc)
             if not found:
                 return self.op.negates is not None
-            expected = found[0]
+            return self.op.apply_many(seen, found, ignore_case=self.ignore_case,
+                                      match=self.match)
         return self.op.apply(seen, expected, ignore_case=self.ignore_case, match=self.match)
 
     def judge(self, seen: list[Any], expected: Any) -> _Eval:
@@ -140,12 +152,17 @@ class CompiledPredicate(CompiledCondition):
         return trace
 
     def evidence(self, trace: Trace) -> str:
-        seen = trace.get("seen") or []
-        if not seen:
-            return "nothing at that path"
-        shown = ", ".join(one_line(v) for v in seen)
-        more = trace.get("seen_count")
-        return f"saw {shown}" + (f" (and {more - len(seen)} more)" if more else "")
+        left = _listing(trace.get("seen") or [], trace.get("seen_count"))
+        out = f"saw {left}" if left else "nothing at that path"
+        if "value_seen" in trace:
+            right = _listing(trace["value_seen"], trace.get("value_seen_count"))
+            out += f"; {self.spec.value_path} selected {right}"
+        return out
+
+
+def _listing(values: list[Any], count: int | None) -> str:
+    shown = ", ".join(one_line(v) for v in values)
+    return shown + (f" (and {count - len(values)} more)" if count else "")
 
 
 class CompiledAll(CompiledCondition):

@@ -2,21 +2,31 @@
 
 Each ``Operator.apply(seen, expected, ignore_case=..., match=...)`` decides a predicate from
 ``seen`` (every value the path selected, possibly none) and ``expected`` (the rule's
-``value``, or the first value at its ``value_path``). Semantics:
+``value``, or one value at its ``value_path``; ``apply_many`` takes every value a
+``value_path`` selected). The user-facing tables are in docs/conditions.md. Semantics:
 
 - **Per-value tests** (``eq gt ge lt le in contains startswith endswith regex``) are applied
   to each selected value; ``match: any`` (default) needs at least one to pass, ``match:
   all`` needs every one to pass *and* at least one value. Nothing selected is False.
-- **Negative operators** are exactly the negation of their positive twin with the same
-  ``match``: ``ne`` = not ``eq``, ``nin`` = not ``in``, ``ncontains`` = not ``contains``,
-  ``nexists`` = not ``exists``, ``nempty`` = not ``empty``. So ``{op: ne, value: x}`` over
-  ``$.tags[*]`` means "no tag equals x", and a missing path is ``ne`` anything.
-- **Numbers**: ``gt ge lt le`` compare numerically when both sides are numbers or numeric
-  strings (``"1500" gt 1000``); bools are never numbers. Two non-numeric strings compare
-  lexicographically (ISO dates work); any other pairing is False, never an error.
-- **eq**: a number equals a numeric string of the same value (``1000 eq "1000.0"``); bools
-  only equal bools (``true`` is not ``1``); otherwise Python equality.
-- **ignore_case** lowercases strings on both sides, and the members of list values.
+- **Negative operators** (``ne nin ncontains nempty``) are true when their positive twin
+  passes for **no** selected value: ``{op: ne, value: x}`` over ``$.tags[*]`` means "no tag
+  equals x", and a missing path is ``ne`` anything. ``match`` does not change them:
+  ``match: all`` reads "every value is not x", which is the same thing (before, it meant
+  "not every value equals x"; write that as ``not: {op: eq, match: all}``). ``nexists`` is
+  "nothing selected".
+- **Numbers** (``as_number``): ints and floats, and strings that spell a finite JSON number
+  in ASCII (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]+)?``: no ``+``, no spaces, no
+  leading zeros, no other scripts' digits). Bools are never numbers; NaN, infinities and
+  strings that overflow (``"1e400"``) are not numbers. When both sides are numbers,
+  ``eq gt ge lt le`` compare numerically (``"10" eq "10.0"``, ``"1500" gt 1000``).
+  Two strings of which one is not a number compare as text (``gt`` etc. lexicographically,
+  so ISO dates work); any other pairing is False, never an error.
+- **eq**: numerically when both sides are numbers; bools only equal bools (``true`` is not
+  ``1``); otherwise Python equality.
+- **ignore_case** folds strings with ``fold`` (Unicode caseless matching: NFD, ``casefold``,
+  and dotted capital I folds to ``i``): the strings of both sides, the string members of
+  lists and the string keys of mappings. ``regex`` uses RE2's case-insensitive flag
+  instead (simple case folding: ``Σ`` matches ``ς``, ``ß`` does not match ``SS``).
 - **in**: the value is a list; true when the seen value ``eq`` one of its members.
 - **contains**: substring of a string, ``eq`` a member of a list, or a key of a mapping.
 - **startswith / endswith / regex**: string tests; numbers are turned into strings first.
@@ -27,7 +37,9 @@ Each ``Operator.apply(seen, expected, ignore_case=..., match=...)`` decides a pr
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,20 +52,30 @@ from rules.errors import RegexError
 MatchMode = Literal["any", "all"]
 ValueTest = Callable[[Any, Any], bool]
 
-_NUMERIC = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMERIC = re.compile(r"-?(?:0|[1-9][0-9]*)(?P<real>(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)")
+"""A JSON number, ASCII digits only (``[0-9]`` is ASCII in Python's ``re``)."""
+
+_MAX_INT_DIGITS = 4000
+"""Longer integer strings are read as floats (Python refuses ``int()`` past 4300 digits)."""
 
 
 def as_number(value: Any) -> int | float | None:
-    """``value`` as a number when it is one (or a numeric string); bools are not numbers."""
+    """``value`` as a finite number when it is one (or a string spelling a JSON number in
+    ASCII digits); bools, NaN, infinities and overflowing strings are not numbers."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return value
-    if isinstance(value, str) and _NUMERIC.fullmatch(value):
-        try:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        found = _NUMERIC.fullmatch(value)
+        if found is None:
+            return None
+        if not found.group("real") and len(value) <= _MAX_INT_DIGITS:
             return int(value)
-        except ValueError:
-            return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else None
     return None
 
 
@@ -72,12 +94,25 @@ def compile_regex(pattern: str, ignore_case: bool = False) -> Any:
                          "look-around)") from None
 
 
+def fold(text: str) -> str:
+    """``text`` case-folded for caseless comparison: canonical decomposition, Unicode full
+    case folding (``straße`` → ``strasse``, ``ς`` → ``σ``), and ``İ`` folds to plain ``i``
+    (its casefold is ``i`` + COMBINING DOT ABOVE, which no lowercase text carries)."""
+    if text.isascii():
+        return text.lower()
+    folded = unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
+    return unicodedata.normalize("NFC", folded.replace("i\u0307", "i"))
+
+
 def fold_case(value: Any) -> Any:
-    """Lowercase a string, or the strings of a list; leave anything else as it is."""
+    """Fold a string, the strings of a list, or the string keys of a mapping (one level);
+    leave anything else as it is."""
     if isinstance(value, str):
-        return value.lower()
+        return fold(value)
     if isinstance(value, list):
-        return [v.lower() if isinstance(v, str) else v for v in value]
+        return [fold(v) if isinstance(v, str) else v for v in value]
+    if isinstance(value, dict):
+        return {fold(k) if isinstance(k, str) else k: v for k, v in value.items()}
     return value
 
 
@@ -92,9 +127,11 @@ def _text(value: Any) -> str | None:
 def _eq(actual: Any, expected: Any) -> bool:
     if isinstance(actual, bool) or isinstance(expected, bool):
         return type(actual) is type(expected) and actual == expected
+    a, b = as_number(actual), as_number(expected)
+    if a is not None and b is not None:
+        return a == b
     if isinstance(actual, int | float) or isinstance(expected, int | float):
-        a, b = as_number(actual), as_number(expected)
-        return a is not None and b is not None and a == b
+        return False  # a number never equals a non-number (nor NaN/infinity anything)
     return bool(actual == expected)
 
 
@@ -186,9 +223,9 @@ class Operator:
         match: MatchMode = "any",
     ) -> bool:
         """Decide the predicate for the selected values ``seen`` (see the module docstring)."""
-        if self.negates is not None:
+        if self.negates is not None:  # no selected value passes the twin, whatever `match`
             twin = OPERATORS[self.negates]
-            return not twin.apply(seen, expected, ignore_case=ignore_case, match=match)
+            return not twin.apply(seen, expected, ignore_case=ignore_case, match="any")
         if self.whole is not None:
             return self.whole(seen, match)
         if not seen:
@@ -203,6 +240,28 @@ class Operator:
         if match == "all":
             return all(test(v, expected) for v in seen)
         return any(test(v, expected) for v in seen)
+
+
+    def apply_many(
+        self,
+        seen: list[Any],
+        found: list[Any],
+        *,
+        ignore_case: bool = False,
+        match: MatchMode = "any",
+    ) -> bool:
+        """Decide against every value a ``value_path`` selected (``found``, not empty).
+
+        ``in``/``nin``: the values found are the list (one value that is a list is used as
+        it is). Other ops: ``match`` counts on both sides — ``any``: some (seen, found)
+        pair passes; ``all``: every pair passes; a negative op: no pair passes its twin."""
+        if self.name in ("in", "nin") or len(found) == 1:
+            expected = found[0] if len(found) == 1 else found
+            return self.apply(seen, expected, ignore_case=ignore_case, match=match)
+        each = (self.apply(seen, v, ignore_case=ignore_case, match=match) for v in found)
+        if self.negates is not None or match == "all":
+            return all(each)
+        return any(each)
 
 
 OPERATORS: dict[str, Operator] = {

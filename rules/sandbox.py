@@ -9,11 +9,14 @@ widths and precisions (``*`` and nested ``{w}`` fields read from the arguments),
 ``range()`` beyond ``MAX_RANGE``. Functions and engine objects never print.
 ``a.b`` on a mapping prefers the key ``b`` over a method of that name. Extra filters:
 ``json``/``tojson`` (plain ``json.dumps``), ``fromjson``, ``b64encode``, ``b64decode``.
+``secrets`` is opaque (``rules.secret_refs``): its names give references that no
+filter, method or subscript may look into.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import string
@@ -21,10 +24,20 @@ from typing import Any
 
 from jinja2 import StrictUndefined, Undefined, nodes, pass_eval_context
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.exceptions import TemplateRuntimeError
+from jinja2.exceptions import SecurityError, TemplateRuntimeError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from rules.errors import LimitExceeded
+from rules.secret_refs import (
+    DEFERRED,
+    OPEN,
+    SINK_HELP,
+    SecretNamespace,
+    SecretRefused,
+    holds_ref,
+    labels,
+    owner_of,
+)
 
 MAX_OUTPUT_CHARS = 1_000_000
 """Longest text a single template may produce (also bounds ``*`` and ``**`` results)."""
@@ -142,6 +155,23 @@ class _CodeGenerator(CodeGenerator):
         self.write("))")
 
 
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        # Jinja writes ``a[1:2]`` as plain Python, past ``environment.getitem``: route
+        # slices through ``environment.slice_of`` so they get the same checks.
+        if not isinstance(node.arg, nodes.Slice):
+            return super().visit_Getitem(node, frame)
+        self.write("environment.slice_of(")
+        self.visit(node.node, frame)
+        for part in (node.arg.start, node.arg.stop, node.arg.step):
+            self.write(", ")
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
+        self.write(")")
+        return None
+
+
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox plus size guards checked *before* allocating: ``*``, ``**``, ``%``,
     ``str.format`` and the ``center``/``indent``/``format`` filters."""
@@ -162,13 +192,44 @@ class _Environment(ImmutableSandboxedEnvironment):
         # Event data is JSON: ``body.items`` must be the "items" key, not ``dict.items``.
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
+        if isinstance(obj, SecretNamespace):
+            return self._secret(obj, attribute)
+        _refuse_inside(obj, f".{attribute}")
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, SecretNamespace):
+            if not isinstance(argument, str):
+                raise SecurityError("secrets[...] takes a secret's name")
+            return self._secret(obj, argument)
+        _refuse_inside(obj, "[...]")
+        return super().getitem(obj, argument)
+
+    @staticmethod
+    def slice_of(obj: Any, start: Any, stop: Any, step: Any) -> Any:
+        _refuse_inside(obj, "slicing")
+        return obj[start:stop:step]
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        # ``secrets|attr('x')`` and the like: the namespace has no attributes of its own.
+        return not isinstance(obj, SecretNamespace) and super().is_safe_attribute(
+            obj, attr, value)
+
+    def _secret(self, namespace: SecretNamespace, name: str) -> Any:
+        try:
+            return namespace.lookup(name)
+        except KeyError:
+            return self.undefined(f"secret {name!r} is not set (hookwise secrets set {name})",
+                                  obj=namespace, name=name)
+        except SecretRefused as exc:
+            raise SecurityError(str(exc)) from None
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         # str.replace / str.join / padding build their result in one C call that no
         # timer can interrupt: refuse results past the output cap before making them.
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
+            _refuse_inside(owner, f".{getattr(__obj, '__name__', '')}()")
             _check_str_method(owner, getattr(__obj, "__name__", ""), args)
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -198,6 +259,51 @@ class _Environment(ImmutableSandboxedEnvironment):
             if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > 64_000:
                 raise LimitExceeded("power result too large")
         return super().call_binop(context, operator, left, right)
+
+
+def _refuse_inside(value: Any, what: str) -> None:
+    """A secret reference cannot be looked into: refuse ``what`` on a string holding one."""
+    if isinstance(value, str) and OPEN in value:
+        raise SecurityError(f"{what} cannot be used on {_named(value)}: {SINK_HELP}")
+
+
+def _named(value: str) -> str:
+    found = [f"secrets.{label[7:]}" if label.startswith("secret:") else label
+             for label in labels(value)]
+    return ", ".join(dict.fromkeys(found)) or "a secret"
+
+
+def _secret_aware(name: str, fn: Any) -> Any:
+    """``fn`` (a filter) refusing a value that holds a secret reference — except the
+    DEFERRED filters, which wrap the reference (applied to the value when resolved),
+    and ``string``/``default``, which leave it as it is."""
+    offset = 1 if getattr(fn, "jinja_pass_arg", None) is not None else 0
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        value = args[offset] if len(args) > offset else None
+        if isinstance(value, SecretNamespace):
+            raise SecurityError(f"the {name} filter cannot be used on secrets; "
+                                "name one: secrets.NAME")
+        if holds_ref(value):
+            if name in DEFERRED and not kwargs and len(args) == offset + 1:
+                refs = owner_of(value)
+                if refs is not None:
+                    return refs.derive(name, value)
+            if name in ("string", "default", "d") and isinstance(value, str):
+                return value
+            if isinstance(value, str) or name not in _PASSING:
+                shown = _named(value) if isinstance(value, str) else "a secret"
+                raise SecurityError(f"the {name} filter cannot be used on {shown}: {SINK_HELP}")
+        return fn(*args, **kwargs)
+
+    return guarded
+
+
+_PASSING = frozenset({"join", "first", "last", "default", "d", "list", "map", "select",
+                      "reject", "selectattr", "rejectattr", "dictsort", "items"})
+"""Filters that may take a list or mapping holding references: they move whole values
+around (the strings inside still cannot be looked into)."""
 
 
 def _joined_size(items: Any, sep: str) -> int | None:
@@ -316,5 +422,8 @@ ENV.filters["replace"] = _replace_filter
 ENV.filters["join"] = _join_filter
 ENV_FILTERS_STRING = ENV.filters["string"]
 ENV.filters["string"] = _string_filter
+DEFERRED_FILTERS = {name: ENV.filters[name] for name in DEFERRED}
+"""What a DEFERRED filter does to a secret's value once it is resolved."""
+ENV.filters.update({name: _secret_aware(name, fn) for name, fn in ENV.filters.items()})
 ENV.globals["range"] = _safe_range
 ENV.globals.pop("lipsum", None)

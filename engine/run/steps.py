@@ -18,6 +18,7 @@ from engine.run.limits import TEMPLATE_CPU_LIMIT_S, cpu_time_limit
 from engine.store.secrets import SecretsView, redact, redact_headers
 from rules.compiled import CompiledRule, CompiledStep
 from rules.errors import TemplateError
+from rules.secret_refs import SecretNamespace
 
 
 def skip_reason(step: CompiledStep, doc: Mapping[str, Any],
@@ -30,7 +31,8 @@ def skip_reason(step: CompiledStep, doc: Mapping[str, Any],
 
 
 def template_context(doc: Mapping[str, Any], rule: CompiledRule, outputs: dict[str, Any], *,
-                     secrets: Mapping[str, str], state: Callable[[str], dict[str, Any]],
+                     secrets: SecretNamespace | Mapping[str, str],
+                     state: Callable[[str], dict[str, Any]],
                      now: str) -> dict[str, Any]:
     """What a step's templates see: the event document, earlier steps' results,
     ``secrets``, ``state(key)``, the rule and the time."""

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -20,10 +20,19 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from engine.errors import ConfigError, InvalidSecret, SecretNotFound
+from engine.errors import ConfigError, InvalidSecret, PermanentActionError, SecretNotFound
 from engine.ids import utcnow
 from engine.store.db import session_scope
-from engine.store.models import Secret
+from engine.store.models import Secret, Source
+from rules.sandbox import DEFERRED_FILTERS
+from rules.secret_refs import (
+    SecretMisuse,
+    SecretNamespace,
+    SecretRefs,
+    SecretRefused,
+    display,
+    holds_ref,
+)
 
 REDACTED = "[redacted]"
 CACHE_TTL_S = 5.0
@@ -56,6 +65,7 @@ class SecretStore:
         self.db = db
         self._cipher = cipher(secret_key, previous_keys)
         self._cache: dict[str, tuple[float, str]] = {}
+        self._verifying: tuple[float, dict[str, str]] = (0.0, {})
 
     def get_cached(self, name: str, ttl_s: float = CACHE_TTL_S) -> str:
         """``get`` with a short in-memory cache, for the ingest path (verify secrets)."""
@@ -66,6 +76,23 @@ class SecretStore:
         value = self.get(name)
         self._cache[name] = (now + ttl_s, value)
         return value
+
+    def verification_names(self, ttl_s: float = CACHE_TTL_S) -> dict[str, str]:
+        """Secrets that verify incoming webhooks: name → the (first) source using it.
+        Read at most every ``ttl_s`` seconds."""
+        expires, names = self._verifying
+        if expires > time.monotonic():
+            return names
+        with Session(self.db) as s:
+            rows = s.exec(select(Source.slug, Source.spec).order_by(Source.slug)).all()
+        names = {}
+        for slug, spec in rows:
+            verify = spec.get("verify") if isinstance(spec, dict) else None
+            name = verify.get("secret") if isinstance(verify, dict) else None
+            if isinstance(name, str) and name:
+                names.setdefault(name, slug)
+        self._verifying = (time.monotonic() + ttl_s, names)
+        return names
 
     def set(self, name: str, value: str) -> None:
         """Store ``value`` under ``name`` (InvalidSecret naming the field when the name is
@@ -148,39 +175,57 @@ class SecretStore:
             return True
 
 
-class SecretsView(Mapping[str, str]):
-    """``secrets`` in templates: decrypts on first access and remembers what was used,
-    so those values can be redacted from what is stored."""
+SECRET_SINKS = frozenset({"webhook", "email", "db_write", "reply"})
+"""Step types whose fields may carry a secret: they send it somewhere and store only the
+reference. Others (state, set, emit, ...) would store the value where it can be read."""
+
+
+class SecretsView(SecretNamespace):
+    """``secrets`` in one step's templates: ``secrets.NAME`` decrypts the secret (once)
+    and gives the template an opaque reference (``rules.secret_refs``); ``reveal`` puts
+    the values into the rendered step for its action. ``used`` (name → value) is what
+    outputs and errors are redacted against. Secrets that verify incoming webhooks are
+    not usable here at all."""
 
     def __init__(self, store: SecretStore):
         self._store = store
+        self._refs = SecretRefs()
         self.used: dict[str, str] = {}
 
-    def __getitem__(self, name: str) -> str:
+    def lookup(self, name: str) -> str:
+        source = self._store.verification_names().get(name)
+        if source is not None:
+            raise SecretRefused(
+                f"secret {name!r} verifies the webhooks of source {source!r}, and "
+                "verification secrets cannot be used in templates; store a copy under "
+                "another name for outgoing calls")
         if name not in self.used:
             try:
                 self.used[name] = self._store.get(name)
             except SecretNotFound:
                 raise KeyError(name) from None
-        return self.used[name]
+        return self._refs.ref(name)
 
-    def __getattr__(self, name: str) -> str:
-        if name.startswith("_"):
-            raise AttributeError(name)
+    def __getitem__(self, name: str) -> str:
         try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"secret {name!r} is not set") from None
+            return self.lookup(name)
+        except SecretRefused as exc:
+            raise PermanentActionError(str(exc)) from None
 
     def reveal(self, rendered: Any, step_type: str) -> Any:
-        """The rendered step as its action gets it (the secrets it names, resolved)."""
-        return rendered
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._store.names())
-
-    def __len__(self) -> int:
-        return len(self._store.names())
+        """The rendered step as its action gets it: the references of this rendering
+        resolved to the secrets' values (PermanentActionError for a step type that
+        cannot hold a secret, or a reference a template cut)."""
+        if not len(self._refs) or not holds_ref(rendered):
+            return rendered
+        if step_type not in SECRET_SINKS:
+            raise PermanentActionError(
+                f"a {step_type} step cannot hold a secret (it would be stored where it can "
+                "be read); secrets go only into webhook, email, db_write and reply steps")
+        try:
+            return self._refs.reveal(rendered, self.used.__getitem__, DEFERRED_FILTERS)
+        except SecretMisuse as exc:
+            raise PermanentActionError(str(exc)) from None
 
 
 # Headers that carry credentials, redacted wherever a request is recorded: a webhook
@@ -211,8 +256,10 @@ def redact_headers(headers: Any) -> Any:
 
 
 def redact(value: Any, secret_values: Iterable[str]) -> Any:
-    """Replace every occurrence of a secret value (and its encoded forms) inside strings
-    of a JSON-like value."""
+    """``value`` with secret references shown as ``[secret:NAME]`` and every occurrence
+    of a secret value (and its encoded forms) inside strings replaced (what a receiver
+    echoed back, an error message quoting a URL)."""
+    value = display(value)
     needles = sorted({f for v in secret_values if v and len(v) >= 3 for f in _forms(v)
                       if len(f) >= 3}, key=len, reverse=True)
     if not needles:

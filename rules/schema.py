@@ -41,6 +41,7 @@ from rules.step_models import (
     StateStep,
     Step,
     WebhookStep,
+    child_lists,
 )
 from rules.validation import field_errors, load_yaml
 
@@ -197,14 +198,34 @@ class RuleSpec(StrictModel):
 
     @model_validator(mode="after")
     def _step_ids(self) -> RuleSpec:
-        seen: set[str] = set()
-        for position, step in enumerate(self.actions, start=1):
-            if step.id is None:
-                step.id = f"step{position}"
-            if step.id in seen:
-                raise ValueError(f"duplicate step id '{step.id}' (step ids must be unique)")
-            seen.add(step.id)
+        """Give every step an id (``step<n>`` at the top; ``<block>_<n>``,
+        ``<branch>_<case>_<n>``, ``<branch>_else_<n>`` inside blocks) and refuse an id
+        used twice anywhere in the rule, naming both places."""
+        seen: dict[str, str] = {}
+        _walk_ids(self.actions, "actions", None, seen)
         return self
+
+
+def _walk_ids(steps: list[Any], where: str, prefix: str | None, seen: dict[str, str]) -> None:
+    for position, step in enumerate(steps, start=1):
+        here = f"{where}[{position - 1}]"
+        if step.id is None:
+            step.id = f"step{position}" if prefix is None else f"{prefix}_{position}"
+        if step.id in seen:
+            raise ValueError(f"duplicate step id '{step.id}': at {seen[step.id]} and at "
+                             f"{here} (step ids must be unique across the rule, at every "
+                             "depth)")
+        seen[step.id] = here
+        for sub_where, children in child_lists(step):
+            if sub_where.startswith("cases["):
+                index = int(sub_where[6:sub_where.index("]")])
+                case = step.cases[index]
+                sub_prefix = f"{step.id}_{case.name if case.name else index}"
+            elif sub_where == "else":
+                sub_prefix = f"{step.id}_else"
+            else:
+                sub_prefix = step.id
+            _walk_ids(children, f"{here}.{sub_where}", sub_prefix, seen)
 
 
 class RuleFile(StrictModel):

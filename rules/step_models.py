@@ -16,6 +16,7 @@ from rules.model_base import (
     MAX_DELAY_S,
     MAX_RETRY_WAIT_S,
     MAX_TTL_S,
+    SLUG_PATTERN,
     STEP_ID_PATTERN,
     TABLE_PATTERN,
     Column,
@@ -186,6 +187,117 @@ class DelayStep(_StepBase):
         return value
 
 
+# -- flow blocks (steps that hold steps; SPEC "Flow blocks") ---------------------------------
+
+MAX_FOREACH_ITEMS = 100_000
+MAX_FOREACH_CONCURRENCY = 50
+# names every template sees already: a foreach's `as` or a set's value may not hide them
+RESERVED_NAMES = frozenset({"body", "headers", "query", "event", "steps", "secrets", "state",
+                            "rule", "now", "loop"})
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class BranchCase(StrictModel):
+    """One case of a ``branch``: when ``when`` holds (and no earlier case did), ``steps``
+    run; ``name`` is what ``steps.<branch>.case`` says (else the case's index)."""
+
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=64)
+    when: Condition
+    steps: list[Step] = Field(min_length=1)
+
+
+class BranchStep(_StepBase):
+    """The first case whose ``when`` holds runs its steps; none: ``else`` (optional)."""
+
+    type: Literal["branch"]
+    cases: list[BranchCase] = Field(min_length=1)
+    else_: list[Step] | None = Field(default=None, alias="else", min_length=1)
+
+    @model_validator(mode="after")
+    def _case_names(self) -> BranchStep:
+        names = [c.name for c in self.cases if c.name is not None]
+        if "else" in names:
+            raise ValueError("a case may not be named 'else' (that names the else steps)")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate case name(s) {', '.join(dupes)} in this branch")
+        return self
+
+
+class ForeachStep(_StepBase):
+    """Run ``steps`` once per item of ``items``: a JSONPath (``$.body…`` or ``$.steps…``)
+    or a template that is one expression yielding a list. Templates see the item as
+    ``as`` (default ``item``) and its 0-based index as ``loop.index``."""
+
+    type: Literal["foreach"]
+    items: str = Field(min_length=1)
+    as_: str = Field(default="item", alias="as", pattern=NAME_PATTERN, max_length=64)
+    max_items: int = Field(default=1000, ge=1, le=MAX_FOREACH_ITEMS)
+    concurrency: int = Field(default=1, ge=1, le=MAX_FOREACH_CONCURRENCY)
+    steps: list[Step] = Field(min_length=1)
+
+    @field_validator("items")
+    @classmethod
+    def _items(cls, value: str) -> str:
+        text = value.strip()
+        if text.startswith("$"):
+            return _jsonpath_check(text)
+        if is_template(text):
+            _template_check(text)
+            if not (text.startswith("{{") and text.endswith("}}")) or text.count("{{") != 1:
+                raise ValueError("items must be a JSONPath ($.body.list[*]) or a template "
+                                 "that is exactly one {{ expression }} yielding a list")
+            return text
+        raise ValueError("items must be a JSONPath starting with $ (e.g. $.body.items[*]) or "
+                         "a {{ expression }} yielding a list")
+
+    @field_validator("as_")
+    @classmethod
+    def _as(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise ValueError(f"`as: {value}` would hide the template name {value!r}; "
+                             "choose another name")
+        return value
+
+
+class SetStep(_StepBase):
+    """Named values computed once from templates (typed like ``json:`` values), read
+    later as ``steps.<id>.<name>``."""
+
+    type: Literal["set"]
+    values: dict[Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)], TemplateAny] = \
+        Field(min_length=1)
+
+
+class EmitStep(_StepBase):
+    """Raise a new event on a source of this instance (no signature: it is marked as
+    emitted, with ``event.parent_id``); ``json`` (typed) or ``body`` (text)."""
+
+    type: Literal["emit"]
+    source: str = Field(pattern=SLUG_PATTERN)
+    json_: TemplateAny = Field(default=None, alias="json")
+    body: TemplateStr | None = None
+    headers: dict[str, TemplateStr] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> EmitStep:
+        if self.json_ is not None and self.body is not None:
+            raise ValueError("an emit step takes `json` or `body`, not both")
+        return self
+
+
+def _jsonpath_check(value: str) -> str:
+    from rules.model_base import _jsonpath
+    return _jsonpath(value)
+
+
+def _template_check(value: str) -> str:
+    from rules.model_base import _template_str
+    return _template_str(value)
+
+
+BLOCK_TYPES = frozenset({"branch", "foreach"})
+
 STEP_TYPES: dict[str, type[_StepBase]] = {
     "webhook": WebhookStep,
     "email": EmailStep,
@@ -193,6 +305,10 @@ STEP_TYPES: dict[str, type[_StepBase]] = {
     "reply": ReplyStep,
     "state": StateStep,
     "delay": DelayStep,
+    "branch": BranchStep,
+    "foreach": ForeachStep,
+    "set": SetStep,
+    "emit": EmitStep,
 }
 
 
@@ -207,10 +323,31 @@ Step = Annotated[
     | Annotated[DbWriteStep, Tag("(db_write)")]
     | Annotated[ReplyStep, Tag("(reply)")]
     | Annotated[StateStep, Tag("(state)")]
-    | Annotated[DelayStep, Tag("(delay)")],
+    | Annotated[DelayStep, Tag("(delay)")]
+    | Annotated[BranchStep, Tag("(branch)")]
+    | Annotated[ForeachStep, Tag("(foreach)")]
+    | Annotated[SetStep, Tag("(set)")]
+    | Annotated[EmitStep, Tag("(emit)")],
     Discriminator(
         _step_tag,
         custom_error_type="step_type_missing",
         custom_error_message="a step needs `type`: " + ", ".join(STEP_TYPES),
     ),
 ]
+
+
+for _model in (BranchCase, BranchStep, ForeachStep):
+    _model.model_rebuild()
+
+
+def child_lists(step: Any) -> list[tuple[str, list[Any]]]:
+    """A block's nested step lists with where they sit (``cases[0].steps``, ``else``,
+    ``steps``); nothing for other steps."""
+    if isinstance(step, BranchStep):
+        out = [(f"cases[{i}].steps", c.steps) for i, c in enumerate(step.cases)]
+        if step.else_:
+            out.append(("else", step.else_))
+        return out
+    if isinstance(step, ForeachStep):
+        return [("steps", step.steps)]
+    return []

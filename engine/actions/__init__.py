@@ -16,12 +16,14 @@ def register(type_name: str, action: Action) -> None:
 
 def _load_builtin() -> None:
     from engine.actions import db_write, email, reply, state, webhook
+    from engine.actions import set as set_values
 
     register("webhook", webhook.run)
     register("email", email.run)
     register("db_write", db_write.run)
     register("reply", reply.run)
     register("state", state.run)
+    register("set", set_values.run)
 
 
 _load_builtin()

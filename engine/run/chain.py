@@ -19,20 +19,22 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
 from engine.actions import ACTIONS, StepContext
+from engine.actions.emit import emit_event
 from engine.broker import queue as q
 from engine.errors import ActionError, QueueError
 from engine.ids import utcnow
 from engine.outbound.destinations import destination_of
-from engine.run import steps
+from engine.run import flow, steps
 from engine.run.admission import Admitter, Gate, Hold, Parked, Ticket
 from engine.run.outcomes import Outcome, RunResult
-from engine.run.record import Recorder, elapsed_ms, execution_values
+from engine.run.record import Recorder, elapsed_ms, execution_values, remember
 from engine.run.release import no_reply_coming
 from engine.run.retry import next_delay
 from engine.run.steps import resolve_signing, stored_input
@@ -55,6 +57,19 @@ log = logging.getLogger(__name__)
 
 EARLY_TOLERANCE_S = 1.0
 HOLD_SPREAD_S = 1.0
+BLOCK_REFRESH_S = 60.0  # a long block's claim is renewed this often (the sweeper's clock)
+
+
+@dataclass
+class _Run:
+    """One turn of one execution: what every step of it reads."""
+
+    ex: Execution
+    event: Event
+    rule: CompiledRule
+    doc: dict[str, Any]
+    outputs: dict[str, Any]
+    tree: flow.Tree
 
 
 class ChainRunner:
@@ -86,18 +101,27 @@ class ChainRunner:
             return RunResult(ExecutionStatus(ex.status))
         rule = self.rt.catalog.compiled_revision(ex.rule_name, ex.rule_version)
         doc = event_document(event)
-        outputs = {st.step_id: st.output for st in step_runs
-                   if st.status == StepStatus.succeeded}
+        tree = flow.Tree(step_runs)
+        outputs: dict[str, Any] = {}
+        for st in sorted(step_runs, key=lambda r: r.position):  # later rows: later items
+            if st.status == StepStatus.succeeded:
+                outputs[st.step_id] = st.output
         if ex.status != ExecutionStatus.running:
             self.record.set_execution(execution_id, ExecutionStatus.running)
 
+        top = [st for st in step_runs if getattr(st, "parent_position", None) is None]
+        run = _Run(ex, event, rule, doc, outputs, tree)
         outcome: Outcome | Parked = Outcome.SUCCEEDED
-        for i, st in enumerate(step_runs):
+        for i, st in enumerate(top):
             if st.status in FINISHED_STEP:
                 continue
-            outcome = self._run_step(ex, event, rule, rule.steps[st.position], st, doc,
-                                     outputs, last=i == len(step_runs) - 1,
-                                     claimed=first_claimed and i == 0)
+            cstep = rule.steps[st.position]
+            last = i == len(top) - 1
+            if cstep.is_block:
+                outcome = self._run_block(run, cstep, st, flow.TOP, last=last)
+            else:
+                outcome = self._run_step(ex, event, rule, cstep, st, doc, outputs, last=last,
+                                         claimed=first_claimed and i == 0)
             if outcome is not Outcome.NEXT:
                 break
         else:  # every step was finished already, or the last one went on
@@ -141,7 +165,7 @@ class ChainRunner:
     def _run_step(
         self, ex: Execution, event: Event, rule: CompiledRule, cstep: CompiledStep,
         st: StepRun, doc: dict[str, Any], outputs: dict[str, Any], *, last: bool = False,
-        claimed: bool = False,
+        claimed: bool = False, scope: flow.Scope = flow.TOP,
     ) -> Outcome | Parked:
         """Run one step. ``last``: no step follows, so success also finishes the
         execution (in the step's transaction). ``claimed``: the step was written claimed
@@ -153,6 +177,7 @@ class ChainRunner:
             if st.next_attempt_at > now + timedelta(seconds=EARLY_TOLERANCE_S):
                 return Outcome.NOT_MINE  # an early duplicate job; the scheduled one will come
 
+        doc = scope.document(doc)
         if st.status == StepStatus.pending:
             reason = steps.skip_reason(cstep, doc, outputs)
             if reason is not None:
@@ -164,7 +189,7 @@ class ChainRunner:
                                          state=StateStore(self.rt.db).get,
                                          now=now.isoformat())
         if cstep.type == "delay":
-            return self._delay(ex, st, cstep, context, outputs)
+            return self._delay(ex, st, cstep, context, outputs, scope=scope)
 
         rendered: dict[str, Any] | None = None
         render_error: TemplateError | None = None
@@ -176,7 +201,7 @@ class ChainRunner:
                        if rendered is not None and cstep.type == "webhook" else None)
         if destination is None:
             return self._carry_out(ex, event, cstep, st, outputs, secrets, rendered,
-                                   render_error, last=last, claimed=claimed)
+                                   render_error, last=last, claimed=claimed, scope=scope)
         verdict = self.admitter.admit(destination)
         if isinstance(verdict, Parked):
             if claimed:
@@ -186,7 +211,8 @@ class ChainRunner:
             return self._hold(ex, st, verdict, claimed=claimed)
         try:
             return self._carry_out(ex, event, cstep, st, outputs, secrets, rendered,
-                                   render_error, last=last, claimed=claimed, ticket=verdict)
+                                   render_error, last=last, claimed=claimed, ticket=verdict,
+                                   scope=scope)
         finally:
             self.admitter.release(verdict)
 
@@ -203,30 +229,37 @@ class ChainRunner:
     def _carry_out(self, ex: Execution, event: Event, cstep: CompiledStep, st: StepRun,
                    outputs: dict[str, Any], secrets: SecretsView,
                    rendered: dict[str, Any] | None, render_error: TemplateError | None, *,
-                   last: bool, claimed: bool, ticket: Ticket | None = None) -> Outcome:
+                   last: bool, claimed: bool, ticket: Ticket | None = None,
+                   scope: flow.Scope = flow.TOP) -> Outcome:
         """Claim the rendered step, call its action, record what happened."""
         if not claimed and not self.record.claim(st):
             return Outcome.NOT_MINE
         started = time.monotonic()
         if render_error is not None or rendered is None:
             return self._failed(ex, st, cstep, f"template error: {render_error}", None, None,
-                                secrets, started)
+                                secrets, started, scope=scope)
+        ctx = StepContext(
+            settings=self.rt.settings, execution_id=ex.id,
+            step_id=cstep.id + scope.key_suffix,  # Idempotency-Key <execution>:<step>[:<item>]
+            attempt=st.attempts + 1, http=self.rt.http, db=self.rt.db,
+            resolve_secret=self.rt.secrets.get, engines=self.rt.named_engines,
+            event_id=event.id, redis=self._redis_or_none(),
+        )
         try:
-            output = ACTIONS[cstep.type](secrets.reveal(resolve_signing(rendered, secrets),
-                                                         cstep.type), StepContext(
-                settings=self.rt.settings, execution_id=ex.id, step_id=cstep.id,
-                attempt=st.attempts + 1, http=self.rt.http, db=self.rt.db,
-                resolve_secret=self.rt.secrets.get, engines=self.rt.named_engines,
-                event_id=event.id, redis=self._redis_or_none(),
-            ))
+            if cstep.type == "emit":
+                output = emit_event(self.rt, event, rendered, ctx.idempotency_key)
+            else:
+                output = ACTIONS[cstep.type](
+                    secrets.reveal(resolve_signing(rendered, secrets), cstep.type), ctx)
         except ActionError as exc:
             if ticket is not None:
                 self.admitter.report(ticket, exc)
-            return self._action_failed(ex, st, cstep, exc, rendered, secrets, started)
+            return self._action_failed(ex, st, cstep, exc, rendered, secrets, started,
+                                       scope=scope)
         except Exception as exc:  # a bug or an unexpected library error: record it
             log.exception("step %s of %s crashed", cstep.id, ex.id)
             return self._failed(ex, st, cstep, f"internal error: {type(exc).__name__}: {exc}",
-                                rendered, None, secrets, started)
+                                rendered, None, secrets, started, scope=scope)
         if ticket is not None:
             self.admitter.report(ticket, None)
         outputs[cstep.id] = redact(output, secrets.used.values())
@@ -241,15 +274,16 @@ class ChainRunner:
 
     def _action_failed(self, ex: Execution, st: StepRun, cstep: CompiledStep,
                        exc: ActionError, rendered: Any, secrets: SecretsView,
-                       started: float) -> Outcome:
+                       started: float, *, scope: flow.Scope = flow.TOP) -> Outcome:
         """Retry a transient failure later while attempts are left; fail otherwise."""
         attempt = st.attempts + 1
         if not exc.transient:
-            return self._failed(ex, st, cstep, str(exc), rendered, exc.output, secrets, started)
+            return self._failed(ex, st, cstep, str(exc), rendered, exc.output, secrets, started,
+                                scope=scope)
         delay = next_delay(cstep.spec.retry, cstep.type, attempt, retry_after=exc.retry_after)
         if delay is None:
             return self._failed(ex, st, cstep, f"{exc} (gave up after {attempt} attempts)",
-                                rendered, exc.output, secrets, started)
+                                rendered, exc.output, secrets, started, scope=scope)
         used = secrets.used.values()
         if not self.record.update_step(
             st, owned=True, status=StepStatus.waiting, error=redact(str(exc), used),
@@ -267,7 +301,8 @@ class ChainRunner:
             return None
 
     def _delay(self, ex: Execution, st: StepRun, cstep: CompiledStep,
-               context: dict[str, Any], outputs: dict[str, Any]) -> Outcome:
+               context: dict[str, Any], outputs: dict[str, Any], *,
+               scope: flow.Scope = flow.TOP) -> Outcome:
         if st.status == StepStatus.waiting:  # the delay is over
             outputs[cstep.id] = {"waited_s": st.output.get("seconds") if st.output else None}
             self.record.finish(st, StepStatus.succeeded, output=outputs[cstep.id])
@@ -276,16 +311,153 @@ class ChainRunner:
             seconds = float(steps.render(cstep, context).get("seconds") or 0)
         except (TemplateError, TypeError, ValueError) as exc:
             return self._failed(ex, st, cstep, f"delay seconds: {exc}", None, None,
-                                SecretsView(self.rt.secrets), time.monotonic(), owned=False)
+                                SecretsView(self.rt.secrets), time.monotonic(), owned=False,
+                                scope=scope)
         due = utcnow() + timedelta(seconds=seconds)
         self.record.update_step(st, status=StepStatus.waiting, next_attempt_at=due,
                                 output={"seconds": seconds}, started_at=utcnow())
         return self._schedule(ex, seconds)
 
+    # -- flow blocks ---------------------------------------------------------------------
+    def _run_list(self, run: _Run, csteps: list[CompiledStep],
+                  scope: flow.Scope) -> Outcome | Parked:
+        """Run a block's list of steps (their rows exist) in ``scope``, in order."""
+        for cstep in csteps:
+            st = run.tree.get(scope, cstep.id)
+            if st is None:  # written with the block's decision: a rule edited since?
+                scope.failure = f"step {cstep.id} has no record in this execution"
+                return Outcome.FAILED
+            if st.status in FINISHED_STEP:
+                flow.restore(run.tree, st, run.outputs)
+                continue
+            if cstep.is_block:
+                outcome = self._run_block(run, cstep, st, scope)
+            else:
+                outcome = self._run_step(run.ex, run.event, run.rule, cstep, st, run.doc,
+                                         run.outputs, scope=scope)
+            if outcome is not Outcome.NEXT:
+                return outcome
+        return Outcome.NEXT
+
+    def _run_block(self, run: _Run, cstep: CompiledStep, st: StepRun, scope: flow.Scope,
+                   *, last: bool = False) -> Outcome | Parked:
+        """A branch or foreach: decide once (stored, with the rows of the steps it runs),
+        run those steps, then record the block's result. Held by this worker while it
+        runs its steps; given back (waiting) when the turn ends inside it."""
+        if st.status == StepStatus.running:
+            return Outcome.NOT_MINE
+        doc = scope.document(run.doc)
+        if st.status == StepStatus.pending and st.rendered is None:
+            reason = steps.skip_reason(cstep, doc, run.outputs)
+            if reason is not None:
+                self.record.finish(st, StepStatus.skipped, output={"skipped": reason})
+                return Outcome.NEXT
+        if not self.record.claim(st):
+            return Outcome.NOT_MINE
+        remember(st, status=StepStatus.running)
+        started = time.monotonic()
+        decision = st.rendered if isinstance(st.rendered, dict) else None
+        try:
+            if decision is None:
+                decision = self._decide(run, cstep, st, scope, doc)
+                if decision is None:
+                    return Outcome.NOT_MINE
+            outcome, why = self._block_steps(run, cstep, st, scope, decision)
+        except flow.BlockError as exc:
+            return self._block_failed(run, cstep, st, scope, str(exc), started)
+        if outcome is Outcome.NEXT:
+            output = self._block_output(run, cstep, st, decision)
+            run.outputs[cstep.id] = output
+            if not self.record.finish(
+                    st, StepStatus.succeeded, output=output, started=started, owned=True,
+                    then_execution=execution_values(ExecutionStatus.succeeded, finished=True)
+                    if last else None):
+                return Outcome.NOT_MINE
+            return Outcome.SUCCEEDED if last else Outcome.NEXT
+        if outcome is Outcome.FAILED:
+            return self._block_failed(run, cstep, st, scope, why or "a step failed", started)
+        # the turn ends inside the block (a retry, a delay, a parked call, a step held
+        # elsewhere): give the block back, so the next turn enters it again
+        self.record.update_step(st, owned=True, status=StepStatus.waiting, claimed_by=None,
+                                next_attempt_at=None)
+        return outcome
+
+    def _decide(self, run: _Run, cstep: CompiledStep, st: StepRun, scope: flow.Scope,
+                doc: dict[str, Any]) -> dict[str, Any] | None:
+        """The block's decision, written with the rows of the steps it will run, in one
+        transaction (None: the block is no longer this worker's)."""
+        if cstep.type == "branch":
+            label, chosen = flow.choose_case(cstep, doc, run.outputs)
+            decision: dict[str, Any] = {"case": label}
+            rows = run.tree.new_rows(run.ex.id, scope.inside(st), chosen)
+        else:
+            context = steps.template_context(doc, run.rule, run.outputs,
+                                             secrets=SecretsView(self.rt.secrets),
+                                             state=StateStore(self.rt.db).get,
+                                             now=utcnow().isoformat())
+            items = flow.foreach_items(cstep, doc, run.outputs, context)
+            decision = {"items": items, "count": len(items)}
+            rows = [row for i in range(len(items))
+                    for row in run.tree.new_rows(run.ex.id, scope.inside(st, item=i),
+                                                 cstep.body)]
+        if not self.record.decide(st, decision, rows):
+            return None
+        remember(st, rendered=decision)
+        run.tree.adopt(rows)
+        return decision
+
+    def _block_steps(self, run: _Run, cstep: CompiledStep, st: StepRun, scope: flow.Scope,
+                     decision: dict[str, Any]) -> tuple[Outcome | Parked, str | None]:
+        """Run the steps the block decided on; answers how the turn left them and, when
+        one failed, why."""
+        if cstep.type == "branch":
+            label = decision.get("case")
+            run.outputs[cstep.id] = {"case": label}
+            inner = scope.inside(st)
+            return self._run_list(run, flow.case_steps(cstep, label), inner), inner.failure
+        items = list(decision.get("items") or [])
+        body_ids = flow.descendant_ids(cstep.body)
+        refreshed = time.monotonic()
+        for i in range(len(items)):
+            inner = scope.inside(st, item=i, names=flow.loop_names(cstep, items, i))
+            if all(run.tree.get(inner, b.id) is not None
+                   and run.tree.get(inner, b.id).status in FINISHED_STEP  # type: ignore[union-attr]
+                   for b in cstep.body):
+                continue  # a finished item (a resumed block)
+            for name in body_ids:  # this item's steps see this item's results only
+                run.outputs.pop(name, None)
+            outcome = self._run_list(run, cstep.body, inner)
+            if outcome is not Outcome.NEXT:
+                return outcome, f"item {i}: {inner.failure}"
+            if time.monotonic() - refreshed > BLOCK_REFRESH_S:  # still ours, the sweeper sees
+                self.record.update_step(st, owned=True, started_at=utcnow())
+                refreshed = time.monotonic()
+        return Outcome.NEXT, None
+
+    def _block_output(self, run: _Run, cstep: CompiledStep, st: StepRun,
+                      decision: dict[str, Any]) -> dict[str, Any]:
+        if cstep.type == "branch":
+            return {"case": decision.get("case")}
+        count = int(decision.get("count") or 0)
+        results = [run.tree.results(st, item=i) for i in range(count)]
+        run.outputs.update(run.tree.results(st))  # the last item's, for the steps after
+        return {"items": results, "count": count}
+
+    def _block_failed(self, run: _Run, cstep: CompiledStep, st: StepRun, scope: flow.Scope,
+                      reason: str, started: float) -> Outcome:
+        outcome = self._failed(run.ex, st, cstep, reason, st.rendered, None,
+                               SecretsView(self.rt.secrets), started, scope=scope)
+        if outcome is Outcome.NEXT and cstep.type == "foreach":  # on_error: continue
+            run.outputs.update(run.tree.results(st))
+        return outcome
+
     # -- ends of a turn -------------------------------------------------------------------
     def _failed(self, ex: Execution, st: StepRun, cstep: CompiledStep, reason: str,
                 rendered: Any, output: Any, secrets: SecretsView, started: float, *,
-                owned: bool = True) -> Outcome:
+                owned: bool = True, scope: flow.Scope = flow.TOP) -> Outcome:
+        """Record the step failed; ``on_error: continue`` goes on with the next step, a
+        step inside a block fails the block (``scope.failure`` says why), a top-level
+        step fails the execution."""
         used = secrets.used.values()
         reason = redact(reason, used)
         if not self.record.finish(st, StepStatus.failed, error=reason,
@@ -294,6 +466,9 @@ class ChainRunner:
             return Outcome.NOT_MINE  # no longer ours: the worker that has it decides
         if cstep.spec.on_error == "continue":
             return Outcome.NEXT
+        if scope.nested:
+            scope.failure = f"step {cstep.id}: {reason}"
+            return Outcome.FAILED
         self.record.set_execution(ex.id, ExecutionStatus.failed,
                                   error=f"step {cstep.id}: {reason}", finished=True)
         return Outcome.FAILED

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.run import steps
-from rules.compiled import compile_rule
+from engine.run import flow, steps
+from rules.compiled import CompiledRule, CompiledStep, compile_rule
 from rules.document import build_event_document
 from rules.errors import TemplateError
 from rules.match import RuleSet
@@ -67,6 +67,24 @@ class StepPreview:
     rendered: Any = None
     error: str | None = None
     skipped_reason: str | None = None
+    # flow blocks: the case a branch would take and its steps; a foreach's items, each
+    # with its steps
+    case: Any = None
+    steps: list[StepPreview] | None = None
+    items: list[list[StepPreview]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k not in ("steps", "items")}
+        if self.steps is not None:
+            out["steps"] = [s.as_dict() for s in self.steps]
+        if self.items is not None:
+            out["items"] = [[s.as_dict() for s in item] for item in self.items]
+        return out
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error) or any(s.failed for s in self.steps or []) or any(
+            s.failed for item in self.items or [] for s in item)
 
 
 @dataclass
@@ -79,7 +97,7 @@ class DryRun:
 
     @property
     def ok(self) -> bool:
-        return self.matched and not any(s.error for s in self.steps)
+        return self.matched and not any(s.failed for s in self.steps)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -87,7 +105,7 @@ class DryRun:
             "matched": self.matched,
             "reason": self.reason,
             "trace": self.trace,
-            "steps": [s.__dict__ for s in self.steps],
+            "steps": [s.as_dict() for s in self.steps],
         }
 
 
@@ -115,21 +133,67 @@ def dry_run(
     if not res.matched:
         return report
     outputs: dict[str, Any] = {}
-    ctx = steps.template_context(doc, compiled, outputs, secrets=PlaceholderSecrets(),
-                                 state=state or (lambda key: {}), now="")
-    for step in compiled.steps:
-        reason = steps.skip_reason(step, doc, outputs)
+    report.steps = _preview_list(compiled, compiled.steps, doc, outputs, flow.TOP,
+                                 state or (lambda key: {}))
+    return report
+
+
+def _preview_list(rule: CompiledRule, csteps: list[CompiledStep], doc: dict[str, Any],
+                  outputs: dict[str, Any], scope: flow.Scope,
+                  state: Callable[[str], dict[str, Any]]) -> list[StepPreview]:
+    """Decide and render each step as the worker would (blocks: the case they would
+    take, every item's steps), carrying nothing out."""
+    out: list[StepPreview] = []
+    for step in csteps:
+        view = scope.document(doc)
+        reason = steps.skip_reason(step, view, outputs)
         if reason is not None:
-            report.steps.append(StepPreview(step.id, step.type, False, skipped_reason=reason))
+            out.append(StepPreview(step.id, step.type, False, skipped_reason=reason))
             continue
+        ctx = steps.template_context(view, rule, outputs, secrets=PlaceholderSecrets(),
+                                     state=state, now="")
+        if step.is_block:
+            out.append(_preview_block(rule, step, view, outputs, scope, ctx, state))
+            continue
+        rendered = None
         try:
             rendered = steps.render(step, ctx)
-            report.steps.append(StepPreview(step.id, step.type, True, rendered=rendered))
+            out.append(StepPreview(step.id, step.type, True, rendered=rendered))
         except TemplateError as exc:
-            report.steps.append(StepPreview(step.id, step.type, True, error=str(exc)))
-            rendered = None
-        if step.type == "reply" and rendered:
-            outputs[step.id] = dict(rendered)
+            out.append(StepPreview(step.id, step.type, True, error=str(exc)))
+        if step.type in ("reply", "set") and rendered:
+            outputs[step.id] = dict(rendered.get("values") or {}) if step.type == "set" \
+                else dict(rendered)
         else:
             outputs[step.id] = Unknown(f"steps.{step.id}")
-    return report
+    return out
+
+
+def _preview_block(rule: CompiledRule, step: CompiledStep, view: dict[str, Any],
+                   outputs: dict[str, Any], scope: flow.Scope, ctx: dict[str, Any],
+                   state: Callable[[str], dict[str, Any]]) -> StepPreview:
+    preview = StepPreview(step.id, step.type, True)
+    if step.type == "branch":
+        try:
+            label, chosen = flow.choose_case(step, view, outputs)
+        except Exception as exc:  # a condition that cannot be evaluated
+            preview.error = str(exc)
+            return preview
+        preview.case = label
+        outputs[step.id] = {"case": label}
+        preview.rendered = {"case": label}
+        preview.steps = _preview_list(rule, chosen, view, outputs, scope, state)
+        return preview
+    try:
+        items = flow.foreach_items(step, view, outputs, ctx)
+    except flow.BlockError as exc:
+        preview.error = str(exc)
+        return preview
+    preview.rendered = {"items": items, "count": len(items)}
+    preview.items = []
+    for i in range(len(items)):
+        names = flow.loop_names(step, items, i)
+        inner = flow.Scope(items=scope.items + (i,), names={**scope.names, **names})
+        preview.items.append(_preview_list(rule, step.body, view, outputs, inner, state))
+    outputs[step.id] = Unknown(f"steps.{step.id}")
+    return preview

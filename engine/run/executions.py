@@ -52,7 +52,8 @@ def new_execution(rule: CompiledRule, *, event_id: str, version: int, match_roun
                                      type=step.type, status=StepStatus.pending, attempts=0)
              for pos, step in enumerate(rule.steps)]
     first = rule.steps[0] if rule.steps else None
-    claimed = claim_first and first is not None and first.when is None and first.type != "delay"
+    claimed = (claim_first and first is not None and first.when is None
+               and first.type != "delay" and not first.is_block)
     rows = []
     for st in steps:
         row = {c: getattr(st, c, None) for c in STEP_COLUMNS}

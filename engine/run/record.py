@@ -73,7 +73,21 @@ class Recorder:
             values["rendered"] = rendered
         if started is not None:
             values["duration_ms"] = elapsed_ms(started)
-        return self.update_step(st, owned=owned, then_execution=then_execution, **values)
+        wrote = self.update_step(st, owned=owned, then_execution=then_execution, **values)
+        if wrote:  # a block reads its steps' results from these rows when it ends
+            remember(st, status=status, output=output)
+        return wrote
+
+    def decide(self, st: StepRun, decision: dict[str, Any],
+               rows: list[dict[str, Any]]) -> bool:
+        """A flow block this worker holds: store its decision (which case, which items)
+        and, in the same transaction, the rows of the steps it will run."""
+        stmt = sql.update_step(("rendered",), True, self.me is not None)
+        params = {"k_execution_id": st.execution_id, "k_position": st.position,
+                  "k_me": self.me, "rendered": decision}
+        return bool(self.writer.execute(stmt, params,
+                                        then=(sql.INSERT_STEPS, rows)  # type: ignore[arg-type]
+                                        if rows else None))
 
     def set_execution(self, execution_id: str, status: ExecutionStatus, *,
                       error: str | None = None, finished: bool = False) -> None:
@@ -89,6 +103,16 @@ def execution_values(status: ExecutionStatus, *, error: str | None = None,
     if finished:
         values.update(finished_at=now, error=error)
     return values
+
+
+def remember(st: StepRun, **values: Any) -> None:
+    """Keep the in-memory row in step with what was written (rows built with
+    ``model_construct`` are not ORM-instrumented: their fields live in ``__dict__``)."""
+    try:
+        for name, value in values.items():
+            setattr(st, name, value)
+    except AttributeError:
+        st.__dict__.update(values)
 
 
 def elapsed_ms(started: float) -> float:

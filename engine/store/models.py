@@ -132,6 +132,9 @@ class Event(SQLModel, table=True):
     match_round: int = 0  # 0 for the first match; each replay matches again as a new round
     processed_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # raised by an ``emit`` step: the event whose chain emitted it, and how deep
+    parent_id: str | None = Field(default=None, max_length=40, index=True)
+    emit_depth: int = 0
 
 
 class MatchTrace(SQLModel, table=True):
@@ -192,6 +195,9 @@ class StepRun(SQLModel, table=True):
     next_attempt_at: datetime | None = None
     duration_ms: float | None = None
     claimed_by: str | None = Field(default=None, max_length=128)  # the worker running it
+    # a step inside a flow block: the block's row (its position) and the foreach item
+    parent_position: int | None = None
+    item_index: int | None = None
 
 
 class Secret(SQLModel, table=True):
@@ -243,4 +249,6 @@ class ApiToken(SQLModel, table=True):
 def event_document(event: Event) -> dict[str, Any]:
     """What a rule's paths and templates see of a stored event."""
     meta = {"id": event.id, "source": event.source, "received_at": event.received_at.isoformat()}
+    if getattr(event, "parent_id", None):
+        meta["parent_id"] = str(event.parent_id)
     return build_event_document(event.body, event.headers, event.query, meta)

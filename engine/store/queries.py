@@ -117,8 +117,13 @@ def get_event(db: Engine, event_id: str) -> dict[str, Any] | None:
             steps = s.exec(select(StepRun).where(StepRun.execution_id == ex.id)
                            .order_by(StepRun.position)).all()  # type: ignore[arg-type]
             out.append({**row(ex), "steps": [row(st) for st in steps]})
+        emitted = s.exec(select(Event.id).where(Event.parent_id == event_id)
+                         .order_by(Event.received_at)).all()  # type: ignore[arg-type]
     data = row(ev, ("raw_body",))
     data["raw_body"] = ev.raw_body.decode("utf-8", "replace")
+    # an emit step's event: its parent, and the events this one's chains emitted
+    data["emitted"] = ev.parent_id is not None
+    data["emitted_events"] = list(emitted)
     return {"event": data, "matches": [row(t) for t in traces], "executions": out}
 
 

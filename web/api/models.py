@@ -165,6 +165,12 @@ class StepPreviewOut(Model):
                                             "(secrets as placeholders)")
     error: str | None = None
     skipped_reason: str | None = None
+    case: Any = Field(None, description="branch: the case that would run (its name, else "
+                                        "its index; 'else'; null: none)")
+    steps: list[StepPreviewOut] | None = Field(None, description="branch: the chosen "
+                                                                 "case's steps")
+    items: list[list[StepPreviewOut]] | None = Field(None, description="foreach: each "
+                                                                       "item's steps")
 
 
 class DryRunOut(Model):

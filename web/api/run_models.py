@@ -40,6 +40,9 @@ class EventSummary(Record):
     match_round: int
     processed_at: datetime | None
     error: str | None
+    parent_id: str | None = Field(None, description="emitted by an emit step: the event "
+                                                    "whose chain emitted it")
+    emit_depth: int = Field(0, description="how many emits from a webhook this event is")
 
 
 class EventPage(PageOut):
@@ -51,6 +54,9 @@ class EventRecord(EventSummary):
     query: dict[str, Any]
     body: Any
     raw_body: str
+    emitted: bool = Field(False, description="raised by an emit step (not a webhook)")
+    emitted_events: list[str] = Field(default_factory=list,
+                                      description="events this event's chains emitted")
 
 
 class MatchTraceOut(Record):
@@ -80,6 +86,9 @@ class StepRunOut(Record):
     finished_at: datetime | None
     next_attempt_at: datetime | None
     duration_ms: float | None
+    parent_position: int | None = Field(None, description="a step inside a flow block: the "
+                                                          "block's position")
+    item_index: int | None = Field(None, description="a step inside a foreach: its item")
 
 
 class ExecutionOut(Record):

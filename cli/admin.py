@@ -131,6 +131,22 @@ def user_create(email: str, password: str | None) -> None:
     click.echo(f"user {email.strip().lower()} created")
 
 
+@user.command("password")
+@click.argument("email")
+@click.option("--password", help="the new password (default: prompt twice)")
+def user_password(email: str, password: str | None) -> None:
+    """Set a user's password; the user's open sessions end."""
+    from engine.errors import AccountError
+
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        migrated_runtime().accounts.set_password(email, password)
+    except AccountError as exc:
+        raise InputError(str(exc)) from None
+    click.echo(f"password of {email.strip().lower()} changed; its open sessions have ended")
+
+
 @click.group()
 def token() -> None:
     """API bearer tokens."""

@@ -67,6 +67,20 @@ class Accounts:
             s.flush()
             return user
 
+    def set_password(self, email: str, password: str) -> User:
+        """Give the user ``email`` a new password; every session opened with the old one
+        ends at its next request (sessions carry a fingerprint of the password hash)."""
+        if len(password) < MIN_PASSWORD_LEN:
+            raise AccountError(f"password must be at least {MIN_PASSWORD_LEN} characters")
+        with session_scope(self.db) as s:
+            user = s.exec(select(User).where(User.email == email.strip().lower())).first()
+            if user is None:
+                raise AccountError(f"there is no user {email.strip().lower()}")
+            user.password_hash = hash_password(password)
+            s.add(user)
+            s.flush()
+            return user
+
     def authenticate(self, email: str, password: str) -> User | None:
         with session_scope(self.db) as s:
             user = s.exec(select(User).where(User.email == email.strip().lower())).first()

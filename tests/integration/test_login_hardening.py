@@ -155,6 +155,28 @@ def test_a_password_change_and_end_sessions_log_out_everywhere(app, client, rt, 
     assert replay(app, cookie).get("/").status_code == 302
 
 
+def test_hookwise_user_password_ends_the_open_sessions(app, client, env, user):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    cookie = session_cookie(attempt(client, USER_EMAIL, USER_PASSWORD)).split(";")[0]
+    assert replay(app, cookie).get("/").status_code == 200
+    runner = CliRunner(env=env)
+    short = runner.invoke(main, ["user", "password", USER_EMAIL, "--password", "short"])
+    assert short.exit_code != 0 and "at least" in short.output
+    assert replay(app, cookie).get("/").status_code == 200  # a refused change ends nothing
+    unknown = runner.invoke(main, ["user", "password", "nobody@example.org",
+                                   "--password", "a long new password"])
+    assert unknown.exit_code != 0 and "no user nobody@example.org" in unknown.output
+    done = runner.invoke(main, ["user", "password", USER_EMAIL.upper(),
+                                "--password", "a long new password"])
+    assert done.exit_code == 0, done.output
+    assert replay(app, cookie).get("/").status_code == 302
+    assert attempt(app.test_client(), USER_EMAIL, USER_PASSWORD).status_code == 401
+    assert attempt(app.test_client(), USER_EMAIL, "a long new password").status_code == 302
+
+
 HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "same-origin"}
 

@@ -1,7 +1,9 @@
-"""Turning pydantic and YAML errors into ``FieldError``s that name file, rule, field and value."""
+"""Turning pydantic and YAML errors into ``FieldError``s that name file, rule, field and value;
+reading and writing rule-file YAML (YAML 1.2 core: ``load_yaml``, ``dump_yaml``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -75,18 +77,99 @@ def field_errors(
 _TYPE_MSG = "Input should be "
 
 
+_CORE_12: list[tuple[str, str, str]] = [
+    # (tag, regexp, first characters): the YAML 1.2 core schema's implicit resolvers, with
+    # one deliberate difference: an integer with a leading zero (``01234``) stays a string,
+    # as in JSON (a code, not a number; YAML 1.1 tools would read it as octal 668).
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:int", r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$",
+     "-+0123456789"),
+    ("tag:yaml.org,2002:float",
+     r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+]
+"""What a plain scalar means in a rule file, everywhere: ``hookwise apply``/``test``, the
+API's imports and the rule builder (web/static/builder.js builds the same js-yaml schema).
+Everything else — ``yes no on off y n``, ``12:30``, ``2026-01-01``, ``1_000``, ``<<`` —
+is a string."""
+
+
+def _resolvers(table: list[tuple[str, str, str]]) -> dict[Any, list[tuple[str, Any]]]:
+    out: dict[Any, list[tuple[str, Any]]] = {}
+    for tag, regexp, first in table:
+        compiled = re.compile(regexp)
+        for ch in first:
+            out.setdefault(ch, []).append((tag, compiled))
+        if tag.endswith(":null"):
+            out.setdefault("", []).append((tag, compiled))
+    return out
+
+
 class _Loader(yaml.SafeLoader):
-    """Safe YAML without timestamp parsing: dates stay strings, as they would in JSON."""
+    """Safe YAML with the YAML 1.2 core schema's implicit types (``_CORE_12``)."""
+
+    yaml_implicit_resolvers = _resolvers(_CORE_12)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        value = str(self.construct_scalar(node))
+        try:
+            return int(value, 0)  # also 0o17 and 0x1F; only what _CORE_12 lets through
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"not a YAML 1.2 integer: {value!r}", node.start_mark) from None
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        value = str(self.construct_scalar(node))
+        lowered = value.lower()
+        if lowered.endswith((".inf", ".nan")):
+            number = float(lowered.lstrip("+").replace(".", ""))
+            return number
+        try:
+            return float(value)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"not a YAML 1.2 float: {value!r}", node.start_mark) from None
 
 
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+
+
+_YAML_11_EXTRA = [("tag:yaml.org,2002:bool", r"^(?:y|Y|n|N)$", "yYnN")]
+"""YAML 1.1's one-letter booleans, which PyYAML does not read but other 1.1 tools do."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes what ``_Loader`` reads back exactly, and quotes every string that YAML 1.1
+    (PyYAML's defaults, older tools) would read as something else: ``'no'``, ``'on'``,
+    ``'12:30'``, ``'01234'``, ``'2026-01-01'``, ``'1_000'``."""
+
+    yaml_implicit_resolvers = {
+        key: [*_resolvers(_CORE_12).get(key, []), *_resolvers(_YAML_11_EXTRA).get(key, []),
+              *yaml.SafeDumper.yaml_implicit_resolvers.get(key, [])]
+        for key in {*_resolvers(_CORE_12), *_resolvers(_YAML_11_EXTRA),
+                    *yaml.SafeDumper.yaml_implicit_resolvers}
+    }
+
+
+def _represent_str(dumper: _Dumper, data: str) -> yaml.ScalarNode:
+    if any(ch in data for ch in "\x85\u2028\u2029"):  # PyYAML single-quotes NEL unescaped
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(doc: Any) -> str:
+    """``doc`` as block YAML (keys in order, unicode as is) that every reader reads alike."""
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def load_yaml(text: str, *, file: str | None = None) -> Any:
-    """Parse YAML; syntax errors become a RuleValidationError naming the file and line."""
+    """Parse YAML 1.2 core (``_CORE_12``); syntax errors become a RuleValidationError
+    naming the file and line."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:

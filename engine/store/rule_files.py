@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-import yaml
-
 from engine.store.catalog import Catalog, Change, parse_source
 from engine.store.secrets import SecretStore
 from rules.errors import FieldError, RuleValidationError
@@ -23,6 +21,7 @@ from rules.schema import (
     dump_source,
     load_rule_file,
 )
+from rules.validation import dump_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -132,7 +131,8 @@ def export_documents(catalog: Catalog) -> dict[str, dict]:
 
 
 def to_yaml(doc: dict) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    """YAML that reads back exactly, under YAML 1.2 and 1.1 alike (``rules.validation``)."""
+    return dump_yaml(doc)
 
 
 def export(catalog: Catalog, directory: str | Path | None) -> list[Path] | str:

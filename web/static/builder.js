@@ -470,9 +470,21 @@
     return `YAML error: ${e && e.message ? e.message : e}`;
   }
 
-  /** YAML as the server reads it: no timestamps (dates stay strings, as in JSON). */
+  /** YAML as the server reads it (rules/validation.py, _CORE_12): the YAML 1.2 core schema
+      (no, on, 12:30 and dates are strings), except that an integer with a leading zero
+      (01234) stays a string, as in JSON, and 0b101 is text. See docs/conditions.md. */
+  const YAML_SCHEMA = (() => {
+    const y = window.jsyaml;
+    const INT = /^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$/;
+    const FLOAT = /^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
+    const like = (base, re) => new y.Type(base.tag,
+      Object.assign({}, base.options, { resolve: (d) => d !== null && re.test(d) }));
+    return y.FAILSAFE_SCHEMA.extend({
+      implicit: [y.types.null, y.types.bool, like(y.types.int, INT), like(y.types.float, FLOAT)] });
+  })();
+
   function loadYaml(text) {
-    return window.jsyaml.load(text, { schema: window.jsyaml.CORE_SCHEMA });
+    return window.jsyaml.load(text, { schema: YAML_SCHEMA });
   }
 
   function dumpFlow(v) {

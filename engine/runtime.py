@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from engine.store.catalog import Catalog
     from engine.store.event_writer import EventWriter
     from engine.store.group_commit import StatementWriter
+    from engine.store.rejections import RejectionRecorder
     from engine.store.secrets import SecretStore
 
 
@@ -93,6 +94,13 @@ class Runtime:
         return StatementWriter(lambda: self.db)
 
     @cached_property
+    def rejections(self) -> RejectionRecorder:
+        """Counts rejected webhooks and records a sample in the background."""
+        from engine.store.rejections import RejectionRecorder
+
+        return RejectionRecorder(lambda: self.db, lambda: self.redis)
+
+    @cached_property
     def http_clients(self) -> HttpClients:
         from engine.outbound.http import HttpClients
 
@@ -128,6 +136,8 @@ class Runtime:
             self.dispatcher.stop(timeout=STOP_DELIVERY_S)
             self.dispatcher = None
         d = self.__dict__
+        if "rejections" in d:
+            d["rejections"].close()
         if "http_clients" in d:
             d["http_clients"].close()
         if "redis" in d:
@@ -139,7 +149,7 @@ class Runtime:
             eng.dispose()
         self.named_engines.clear()
         for name in ("db", "redis", "queue", "http_clients", "secrets", "catalog", "accounts",
-                     "statement_writer"):
+                     "statement_writer", "rejections"):
             d.pop(name, None)
 
 

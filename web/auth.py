@@ -1,7 +1,8 @@
 """Who may do what: a login session (UI) or a bearer token (API) on every route but the
 public ones; CSRF on every state-changing request made with a session.
 
-Public: ``/hooks/*``, ``/healthz``, ``/readyz``, ``/login``, ``/setup``, static files.
+Public: ``/hooks/*``, ``/inspect/*`` (the request inspector), ``/healthz``, ``/readyz``,
+``/login``, ``/setup``, static files.
 API requests with ``Authorization: Bearer hw_…`` are exempt from CSRF (no cookie is
 involved); browser requests send the token from the page (form field ``csrf_token`` or
 header ``X-CSRFToken``).
@@ -47,7 +48,7 @@ bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 
 PUBLIC_ENDPOINTS = {"auth.login", "auth.setup", "static", "health.healthz", "health.readyz"}
-PUBLIC_BLUEPRINTS = {"ingest"}
+PUBLIC_BLUEPRINTS = {"ingest", "inspect_in"}  # inspect_in: web.ui.inspect
 MACHINE_PATHS = ("/api/", "/metrics")  # answered 401 JSON, never redirected to /login
 
 # Server-side session state in Redis (shared by every web process):

@@ -22,6 +22,7 @@ from werkzeug.wsgi import get_current_url, get_input_stream
 from engine.ingress.ingest import IngestResult, error, ingest
 from engine.ingress.schemes import IncomingRequest
 from engine.runtime import Runtime
+from engine.store.rejections import REJECTED_STATUSES, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +64,49 @@ class IngestEndpoint:
 
 def answer(rt: Runtime, slug: str, environ: dict[str, Any],
            start_response: StartResponse) -> list[bytes]:
+    req: IncomingRequest | None = None
     try:
-        result = ingest(rt, slug, incoming(environ, rt.settings.max_body_bytes))
+        req = incoming(environ, rt.settings.max_body_bytes)
+        result = ingest(rt, slug, req)
     except BodyTooLarge:
         result = error(413, "too_large", f"body exceeds {rt.settings.max_body_bytes} bytes")
     except Exception:
         log.exception("unhandled error while ingesting a webhook for %r", slug)
         result = error(500, "internal_error", "an internal error occurred; see the logs")
+    if result.status in REJECTED_STATUSES:
+        record_rejection(rt, slug, environ, req, result)
     return _respond(start_response, result)
+
+
+def record_rejection(rt: Runtime, slug: str, environ: dict[str, Any],
+                     req: IncomingRequest | None, result: IngestResult) -> None:
+    """Offer a refused webhook of a known source to the rejection record (counted, a
+    sample stored without credentials). Never raises: the answer stays the 4xx."""
+    try:
+        source = rt.catalog.source(slug)
+        if source is None:
+            return
+        spec = source.verify
+        secret_names = {n for n in (spec.header, spec.param) if n}
+        if spec.scheme == "token" and not spec.header:
+            secret_names.add(spec.param or "token")
+        body = result.body if isinstance(result.body, dict) else {}
+        declared = environ.get("CONTENT_LENGTH") or ""
+        rt.rejections.offer(Rejection(
+            source=slug, status=result.status, code=str(body.get("error", "")),
+            reason=str(body.get("message", "")),
+            method=environ.get("REQUEST_METHOD", "POST"),
+            content_type=environ.get("CONTENT_TYPE", ""),
+            headers=req.headers if req is not None else _headers(environ),
+            query=req.query if req is not None else {},
+            body=req.body if req is not None else b"",
+            body_size=None if req is not None else (int(declared) if declared.isdigit()
+                                                    else 0),
+            remote_addr=environ.get("REMOTE_ADDR"),
+            secret_names=frozenset(secret_names),
+        ))
+    except Exception:
+        log.exception("could not record a rejected webhook for %r", slug)
 
 
 def _respond(start_response: StartResponse, result: IngestResult) -> list[bytes]:
@@ -83,14 +119,7 @@ def incoming(environ: dict[str, Any], max_body: int) -> IncomingRequest:
     """What verification and parsing need, read straight from the WSGI environ
     (header names lower-case; the body read up to one byte past the limit, so an
     oversize body without a Content-Length is still told apart)."""
-    headers: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers[key[5:].replace("_", "-").lower()] = value
-    if environ.get("CONTENT_TYPE"):
-        headers["content-type"] = environ["CONTENT_TYPE"]
-    if environ.get("CONTENT_LENGTH"):
-        headers["content-length"] = environ["CONTENT_LENGTH"]
+    headers = _headers(environ)
     qs = environ.get("QUERY_STRING", "")
     query: dict[str, Any] = {}
     if qs:
@@ -110,6 +139,19 @@ def incoming(environ: dict[str, Any], max_body: int) -> IncomingRequest:
         content_type=environ.get("CONTENT_TYPE", ""),
         remote_addr=environ.get("REMOTE_ADDR"),
     )
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """The request's headers, names lower-case."""
+    headers: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers[key[5:].replace("_", "-").lower()] = value
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        headers["content-length"] = environ["CONTENT_LENGTH"]
+    return headers
 
 
 def encode(result: IngestResult) -> tuple[str, list[tuple[str, str]], bytes]:

@@ -37,6 +37,7 @@ import httpx
 
 from engine.actions.base import StepContext
 from engine.errors import PermanentActionError, TransientActionError
+from engine.instance import inspector_client, is_own_inspector
 from engine.outbound.egress import EgressRefused
 from engine.outbound.signing import message_id, sign_standard
 
@@ -52,9 +53,12 @@ def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     request = _build_request(rendered, ctx)
     timeout = _timeout(rendered.get("timeout_s"))
     host = request.url.host
+    # this instance's own request inspector is the one private address allowed as is
+    client = inspector_client() if is_own_inspector(request.url, ctx.settings.data_dir) \
+        else ctx.http
     started = time.perf_counter()
     try:
-        response = ctx.http.send(request, stream=True)
+        response = client.send(request, stream=True)
         try:
             raw, truncated = _read_capped(response)
         finally:

@@ -252,3 +252,45 @@ def event_document(event: Event) -> dict[str, Any]:
     if getattr(event, "parent_id", None):
         meta["parent_id"] = str(event.parent_id)
     return build_event_document(event.body, event.headers, event.query, meta)
+class RejectedRequest(SQLModel, table=True):
+    """A webhook answered 400/401/413/415/429: what came, and why it was refused.
+
+    Bounded and expiring (``engine.store.rejections``); headers are stored without
+    credentials and the body only as its first few KB."""
+
+    __tablename__ = "rejected_requests"
+    __table_args__ = (Index("ix_rejected_source_received", "source", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, index=True)
+    status: int
+    code: str = Field(max_length=64)  # the error code of the answer, e.g. verification_failed
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    method: str = Field(default="POST", max_length=16)
+    content_type: str = Field(default="", max_length=255)
+    headers: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    query: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    body_excerpt: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body_size: int = 0
+    remote_addr: str | None = Field(default=None, max_length=64)
+
+
+class InspectedRequest(SQLModel, table=True):
+    """A request the built-in inspector (``/inspect/<name>``) received (bounded)."""
+
+    __tablename__ = "inspected_requests"
+    __table_args__ = (Index("ix_inspected_name_id", "name", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    received_at: datetime = Field(default_factory=utcnow)
+    method: str = Field(max_length=16)
+    content_type: str = Field(default="", max_length=255)
+    headers: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    query: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    body: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body_size: int = 0
+    remote_addr: str | None = Field(default=None, max_length=64)
+
+

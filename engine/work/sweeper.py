@@ -34,6 +34,7 @@ from engine.broker.queue import JOB_TIMEOUT_S, enqueue_event, enqueue_execution
 from engine.errors import QueueError
 from engine.ids import utcnow
 from engine.runtime import Runtime
+from engine.store import rejections
 from engine.store import statements as sql
 from engine.store.models import Event, EventStatus, Execution, ExecutionStatus, StepRun, StepStatus
 
@@ -229,6 +230,10 @@ def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
     for ex_id in sorted(ids):
         enqueue_execution(rt.queue, ex_id)
     report.executions = len(ids)
+    try:  # rejected webhooks are bounded and expire (engine.store.rejections)
+        rejections.prune(rt.db)
+    except Exception as exc:
+        log.warning("sweeper: could not prune rejected requests: %s", exc)
     return report
 
 

@@ -2,8 +2,8 @@
 
 One module per concept registers its operations on the blueprint in ``registry``:
 ``sources``, ``rules``, ``drafts`` (dry run and backtest), ``secrets``, ``events``,
-``executions``, ``destinations``, ``stats``, ``tokens`` and ``openapi`` (the document built from the
-same registry).
+``executions``, ``destinations``, ``rejections``, ``stats``, ``tokens`` and ``openapi`` (the
+document built from the same registry).
 Request and response bodies are pydantic models in ``models``; errors in ``errors``.
 """
 
@@ -17,6 +17,7 @@ from web.api import (  # noqa: F401 - importing registers the operations
     events,
     executions,
     openapi,
+    rejections,
     rules,
     secrets,
     sources,

@@ -17,7 +17,8 @@ from flask import Blueprint, Flask, render_template, request
 
 bp = Blueprint("ui", __name__)
 
-PAGE_MODULES = ("dashboard", "sources", "rules", "events", "secrets", "tokens")
+PAGE_MODULES = ("dashboard", "sources", "rules", "events", "secrets", "tokens", "rejections",
+                "inspect", "transfer")
 
 
 def is_htmx() -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, abort, render_template, request
+from flask import Blueprint, Flask, abort, render_template, request, url_for
 from jinja2 import TemplateNotFound
 
 from engine.store.catalog import spec_from_row
@@ -39,8 +39,20 @@ def new_rule() -> Any:
     slugs = _source_slugs()
     wanted = request.args.get("source", "")
     source = wanted if wanted in slugs else (slugs[0] if len(slugs) == 1 else NEW_RULE_SOURCE)
-    rule = {"name": "", "source": source, "enabled": True, "priority": 0, "actions": []}
+    rule: dict[str, Any] = {"name": "", "source": source, "enabled": True, "priority": 0,
+                            "actions": []}
+    if not runtime().catalog.list_rules():  # a first rule: a target that works anywhere
+        rule["actions"] = [first_step(source)]
     return _page(rule, editing=None, sources=slugs)
+
+
+def first_step(source: str) -> dict[str, Any]:
+    """A webhook step to this instance's request inspector (``/inspect/<source>``), which
+    outgoing steps may reach without HOOKWISE_EGRESS_ALLOW (``web.ui.inspect``)."""
+    name = source if source != NEW_RULE_SOURCE else "first-rule"
+    return {"id": "inspect", "type": "webhook", "method": "POST",
+            "url": url_for("inspect_in.receive", name=name, _external=True),
+            "json": {"event": "{{ event.id }}", "body": "{{ body }}"}}
 
 
 def init_app(app: Flask) -> None:

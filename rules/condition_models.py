@@ -7,6 +7,7 @@ Re-exported by ``rules.schema``.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
@@ -26,7 +27,9 @@ class Predicate(StrictModel):
 
     Ops ``exists nexists empty nempty`` take no value; every other op needs a non-null
     ``value`` or a ``value_path`` (test for null with ``empty``). ``in``/``nin`` need a list;
-    ``regex`` a pattern that compiles.
+    ``regex`` a pattern that compiles. A ``value`` that can never satisfy its op is refused
+    with the likely fix (``_never_matches``: ``eq`` a list, ``startswith`` a list, ``gt``
+    a boolean, ``regex`` a number, NaN/infinity; see docs/conditions.md).
     """
 
     path: JsonPath
@@ -39,12 +42,13 @@ class Predicate(StrictModel):
     @field_validator("value")
     @classmethod
     def _value_fits_op(cls, value: Any, info: ValidationInfo) -> Any:
-        op = info.data.get("op")
-        if op in ("in", "nin") and value is not None and not isinstance(value, list):
-            raise ValueError(f"op '{op}' needs a list value, e.g. [usd, eur]")
-        if op == "regex" and value is not None:
-            if not isinstance(value, str):
-                raise ValueError("op 'regex' needs a string pattern")
+        op, path = info.data.get("op"), info.data.get("path", "the path")
+        if value is None or op is None:
+            return value
+        problem = _never_matches(op, path, value)
+        if problem is not None:
+            raise ValueError(problem)
+        if op == "regex":
             try:
                 compile_regex(value)
             except RegexError as exc:
@@ -60,8 +64,71 @@ class Predicate(StrictModel):
         if needs_value and not has_value:
             raise ValueError(f"op '{self.op}' needs `value` (or `value_path`)")
         if not needs_value and has_value:
-            raise ValueError(f"op '{self.op}' takes no `value`")
+            raise ValueError(
+                f"`{self.path} {self.op}` takes no `value` (it tests {_NO_VALUE[self.op]}); "
+                "remove `value` (or `value_path`), or use `eq` to compare with a value")
         return self
+
+
+_NO_VALUE = {
+    "exists": "whether the path selected anything",
+    "nexists": "whether the path selected nothing",
+    "empty": 'whether the path selected nothing, null, "", [] or {}',
+    "nempty": 'whether the path selected something that is not null, "", [] or {}',
+}
+_TEXT_OPS = ("startswith", "endswith")
+_ORDERED_OPS = ("gt", "ge", "lt", "le")
+_KIND = {bool: "a boolean", list: "a list", dict: "a mapping", str: "a string",
+         int: "a number", float: "a number"}  # fmt: skip
+
+
+def _kind(value: Any) -> str:
+    return _KIND.get(type(value), type(value).__name__)
+
+
+def _never_matches(op: str, path: str, value: Any) -> str | None:
+    """Why ``{path, op, value}`` can never be true (a sentence with the likely fix), or
+    None. Saving refuses these: the rule would silently never (or always) match."""
+    cond = f"`{path} {op}`"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{cond} with {value} never matches: NaN and infinity are not numbers"
+    if op in ("in", "nin"):
+        if not isinstance(value, list):
+            return (f"op '{op}' needs a list value, e.g. [usd, eur] (for one value use "
+                    f"`{'eq' if op == 'in' else 'ne'}`)")
+        bad = [v for v in value if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            return f"{cond}: {bad[0]} in the list never matches: NaN and infinity are not numbers"
+    if op in ("eq", "ne") and isinstance(value, list):
+        twin = "in" if op == "eq" else "nin"
+        return (f"{op} with a list compares to the whole list; did you mean `{twin}`? "
+                f"({cond} {'is true only when' if op == 'eq' else 'is false only when'} "
+                f"the selected value is itself that list)")
+    if op in _TEXT_OPS and not _is_text_like(value):
+        fix = ("write one condition per prefix under `any:`, or a `regex` like ^(a|b)"
+               if isinstance(value, list) else "give the text to look for, as a string")
+        return f"{cond} tests text, so {_kind(value)} value never matches; {fix}"
+    if op in _ORDERED_OPS and not (_is_text_like(value)):
+        if isinstance(value, bool):
+            fix = f"booleans are not ordered; did you mean `eq {str(value).lower()}`?"
+        elif isinstance(value, list):
+            fix = "did you mean `in`, or one bound per condition under `all:`?"
+        else:
+            fix = "compare with a number (or a string)"
+        return f"{cond} with {_kind(value)} never matches: {fix}"
+    if op == "regex" and not isinstance(value, str):
+        shown = str(value).lower() if isinstance(value, bool) else value
+        return (f"op 'regex' needs a string pattern; {cond} with {_kind(value)} never "
+                f"matches (quote it, e.g. '^{shown}$')" if not isinstance(value, list | dict)
+                else f"op 'regex' needs a string pattern; {cond} with {_kind(value)} never "
+                     "matches (for several patterns use one regex with `|`, e.g. ^(a|b)$)")
+    return None
+
+
+def _is_text_like(value: Any) -> bool:
+    """A string or a number: what text tests and ordering can compare with."""
+    return isinstance(value, str) or (isinstance(value, int | float)
+                                      and not isinstance(value, bool))
 
 
 class AllGroup(StrictModel):

@@ -37,8 +37,8 @@ import httpx
 
 from engine.actions.base import StepContext
 from engine.errors import PermanentActionError, TransientActionError
-from engine.instance import inspector_client, is_own_inspector
 from engine.outbound.egress import EgressRefused
+from engine.outbound.instance import inspector_client, is_own_inspector
 from engine.outbound.signing import message_id, sign_standard
 
 DEFAULT_TIMEOUT_S = 10.0

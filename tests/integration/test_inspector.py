@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlmodel import Session, select
 
-from engine.instance import clear_record, is_own_inspector, write_record
+from engine.outbound.instance import clear_record, is_own_inspector, write_record
 from engine.store import inspector
 from engine.store.models import Execution, ExecutionStatus, StepRun
 from engine.store.rule_files import apply_paths

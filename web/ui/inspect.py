@@ -3,7 +3,7 @@ receives and answers 200; ``/inspector`` and ``/inspector/<name>`` (logged in) s
 
 A target that works on every machine, offline included: the walkthrough's rule and the
 builder's first rule send to it. Outgoing steps may reach this instance's own inspector
-without HOOKWISE_EGRESS_ALLOW (``engine.instance.is_own_inspector``: that path only).
+without HOOKWISE_EGRESS_ALLOW (``engine.outbound.instance.is_own_inspector``: that path only).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from flask import Blueprint, abort, jsonify, redirect, render_template, request,
 from flask.blueprints import BlueprintSetupState
 from werkzeug.wrappers import Response
 
-from engine.instance import INSPECT_NAME
+from engine.outbound.instance import INSPECT_NAME
 from engine.store import inspector
 from web.context import runtime
 from web.ui import bp

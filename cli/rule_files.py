@@ -131,10 +131,28 @@ def _print_trace(node: dict[str, Any], depth: int = 0) -> None:
     if node.get("skipped"):
         click.echo(f"{pad}  -  {node.get('condition')} (not evaluated: already decided)")
         return
-    value = "" if node.get("value") is None else f" {json.dumps(node.get('value'))}"
-    seen = json.dumps(node.get("seen"), default=str)
-    click.echo(f"{pad}{mark_of(node.get('result'))} {node.get('path')} {node.get('op')}{value}"
-               f"   saw {seen}")
+    click.echo(f"{pad}{mark_of(node.get('result'))} {predicate_line(node)}")
+
+
+def predicate_line(node: dict[str, Any]) -> str:
+    """One predicate of a trace as ``hookwise test`` prints it, with its options as the UI
+    shows them: ``$.body.n gt $.body.limits[*] (match all)   saw [7]; $.body.limits[*]
+    selected [5, 10]``."""
+    if node.get("value_path"):
+        rhs = f" {node['value_path']}"
+    else:
+        value = node.get("value")
+        rhs = "" if value is None else f" {json.dumps(value, ensure_ascii=False)}"
+    options = (" (ignore_case)" if node.get("ignore_case") else "") + (
+        " (match all)" if node.get("match") == "all" else "")
+    line = (f"{node.get('path')} {node.get('op')}{rhs}{options}"
+            f"   saw {json.dumps(node.get('seen'), default=str, ensure_ascii=False)}")
+    if node.get("value_path_missing"):
+        line += f"; nothing at {node['value_path']}"
+    elif "value_seen" in node:
+        line += (f"; {node['value_path']} selected "
+                 f"{json.dumps(node['value_seen'], default=str, ensure_ascii=False)}")
+    return line
 
 
 def _print_report(rep: Any) -> None:

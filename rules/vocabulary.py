@@ -8,7 +8,8 @@ Wording (labels, hints) is the editor's business and is not described here.
 A field is ``{"name", "kind", "required", "default", "template"}`` plus, by kind,
 ``choices`` (``choice``), ``values`` (``mapping``: the kind of its values), ``items``
 (``list``), ``fields`` (``object``) and the bounds ``ge gt le lt`` (numbers). Kinds:
-``text integer number boolean choice mapping list any object condition``, and ``a|b`` for
+``text integer number boolean choice mapping list any object condition step`` (``step``:
+any step — a flow block's ``steps`` are a ``list`` of them), and ``a|b`` for
 a field that takes either (``text|list``: one address or several). ``name`` is the name
 users write (``json``, ``from``); ``template`` says its strings are Jinja templates.
 Everything is in declaration order, in lists (JSON objects may be re-sorted on the way).
@@ -26,7 +27,7 @@ from pydantic.fields import FieldInfo
 from rules.condition_models import Condition, Predicate
 from rules.model_base import TemplateAny, TemplateStr
 from rules.operators import OPERATORS, Operator
-from rules.step_models import HTTP_METHODS, STEP_TYPES, WebhookStep
+from rules.step_models import HTTP_METHODS, STEP_TYPES, Step, WebhookStep
 
 _TEMPLATE_MARKS = (*get_args(TemplateStr)[1:], *get_args(TemplateAny)[1:])
 """The validators that make a string a template (what TemplateStr/TemplateAny carry)."""
@@ -121,8 +122,11 @@ def _field(model: type[BaseModel], name: str, info: FieldInfo) -> dict[str, Any]
 
 def _shape(annotation: Any) -> dict[str, Any]:
     """``kind`` (and ``template``, ``choices``, ``values``…) of a type annotation."""
-    if annotation == Condition:
+    # a required field's annotation comes without its Annotated marks: the bare union
+    if annotation == Condition or annotation == get_args(Condition)[0]:
         return {"kind": "condition"}
+    if annotation == Step or annotation == get_args(Step)[0]:  # not expanded: recursive
+        return {"kind": "step"}
     origin = get_origin(annotation)
     if origin is Annotated:
         inner, *marks = get_args(annotation)

@@ -21,7 +21,6 @@ from engine.ids import new_id, utcnow
 from engine.store.event_writer import insert_event
 
 if TYPE_CHECKING:
-    from engine.runtime import Runtime
     from engine.store.models import Event
 
 log = logging.getLogger(__name__)
@@ -30,9 +29,10 @@ MAX_EMIT_DEPTH = 8
 EMITTED_BY_HEADER = "x-hookwise-emitted-by"
 
 
-def emit_event(rt: Runtime, parent: Event, rendered: dict[str, Any],
+def emit_event(rt: Any, parent: Event, rendered: dict[str, Any],
                idempotency_key: str) -> dict[str, Any]:
-    """Store and queue the event; answers ``{event_id, source, depth}``."""
+    """Store and queue the event (``rt``: the worker's Runtime: its catalog, database
+    and queue); answers ``{event_id, source, depth}``."""
     source = str(rendered.get("source") or "")
     if rt.catalog.source(source) is None:
         raise PermanentActionError(f"emit: no source named {source!r} on this instance")

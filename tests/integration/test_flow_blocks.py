@@ -402,3 +402,25 @@ def test_foreach_on_postgresql(rt, client, sink, work, tmp_path):  # type: ignor
     assert status(ex.status) == "succeeded", ex.error
     assert [r.headers["idempotency-key"] for r in sink.requests if r.path == "/ship"] == \
         [f"{ex.id}:ship:0", f"{ex.id}:ship:1"]
+
+
+def test_the_event_page_shows_the_tree(  # type: ignore[no-untyped-def]
+        rt, client, sink, work, tmp_path, user):
+    apply(rt, tmp_path, BRANCH.format(url=sink.url).replace(
+        "sources: [{slug: s}]", "sources: [{slug: s}, {slug: shop}]")
+        + FOREACH.format(url=sink.url).split("rules:", 1)[1])
+    first = client.post("/hooks/s", json={"text": "/start"}).get_json()["event_id"]
+    second = client.post("/hooks/shop", json={"line_items": [
+        {"sku": "a", "qty": 1}, {"sku": "b", "qty": 0}]}).get_json()["event_id"]
+    sink.respond("/ship", Reply(json={"id": "x"}))
+    work(until=finished(rt, 2))
+    login(client)
+    page = client.get(f"/events/{first}").get_data(as_text=True)
+    assert "case <strong>start</strong>" in page
+    # the case's step is listed inside the branch's row, before the step after it
+    assert page.index('step-children') < page.index(">ask<") < page.index(">after<")
+    page = client.get(f"/events/{second}").get_data(as_text=True)
+    assert "2 item(s)" in page
+    assert page.index("item 0") < page.index("item 1") < page.index(">summary<")
+    assert page.count('<span class="step-id">ship</span>') == 2
+    assert page.count('<span class="step-id">note</span>') == 2

@@ -20,20 +20,35 @@ from cli.common import (
 from rules.errors import RuleValidationError
 
 
+def _cli_actor() -> str:
+    """``cli:<login name>`` for the rules' history."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container's numeric user)
+        return "cli"
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
-def apply(paths: tuple[str, ...]) -> None:
+@click.option("--dry-run", is_flag=True, help="show what would change; write nothing")
+def apply(paths: tuple[str, ...], dry_run: bool) -> None:
     """Upsert sources and rules from YAML files or folders."""
     from engine.store.rule_files import apply_paths, verify_warnings
 
     rt = migrated_runtime()
     try:
-        changes = apply_paths(rt.catalog, paths)
+        changes = apply_paths(rt.catalog, paths, actor=_cli_actor(), dry_run=dry_run)
     except RuleValidationError as exc:
         fail_validation(exc)
     for c in changes:
-        click.echo(f"{c.kind} {c.name}: {c.action}")
+        detail = f" ({c.detail})" if c.detail and c.action == "updated" else ""
+        click.echo(f"{c.kind} {c.name}: {'would be ' if dry_run else ''}{c.action}{detail}")
     n = sum(c.action != "unchanged" for c in changes)
+    if dry_run:
+        click.echo(f"{n} would change, {len(changes) - n} unchanged (dry run: nothing written)")
+        return
     click.echo(f"{n} changed, {len(changes) - n} unchanged")
     slugs = [c.name for c in changes if c.kind == "source"]
     for warning in verify_warnings(rt.catalog, rt.secrets, slugs):

@@ -13,13 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import func, text, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from engine.errors import Conflict, NotFound
 from engine.ids import utcnow
 from engine.store.db import session_scope
-from engine.store.models import Destination, Meta, Rule, RuleRevision, Source
+from engine.store.models import (
+    Destination,
+    Execution,
+    MatchTrace,
+    Meta,
+    Rule,
+    RuleHistory,
+    RuleHistoryAction,
+    RuleRevision,
+    Source,
+)
 from rules.compiled import CompiledRule, compile_rule
 from rules.match import RuleSet
 from rules.schema import (
@@ -43,6 +54,7 @@ class Change:
     kind: str  # "source" | "rule" | "destination"
     name: str
     action: str  # "created" | "updated" | "unchanged" | "deleted"
+    detail: str = ""  # for a rule: what changed ("disabled", "changed when, actions")
 
 
 def bump_version(session: Session) -> None:
@@ -196,29 +208,141 @@ class Catalog:
 
     # -- writing -------------------------------------------------------------------------
     def save(self, sources: list[SourceSpec], rules: list[RuleSpec],
-             destinations: Sequence[DestinationSpec] = ()) -> list[Change]:
+             destinations: Sequence[DestinationSpec] = (), *, actor: str | None = None,
+             dry_run: bool = False) -> list[Change]:
         """Upsert sources, rules and destinations in one transaction; unchanged ones are
-        left alone."""
+        left alone. A rule whose document changed gets a new version; one that was only
+        switched on or off keeps its version (the switch is a history entry).
+        ``dry_run``: answer the same changes and write nothing (``hookwise apply``'s and
+        the import page's preview)."""
         changes: list[Change] = []
-        with session_scope(self.db) as s:
-            for src in sources:
-                changes.append(self._upsert_spec(s, Source, "source", src.slug,
-                                                 dump_source(src)))
-            for rule in rules:
-                changes.append(self._upsert_rule(s, rule))
-            for dest in destinations:
-                changes.append(self._upsert_spec(s, Destination, "destination", dest.host,
-                                                 dump_destination(dest)))
-            if any(c.action != "unchanged" for c in changes):
-                bump_version(s)
+        with Session(self.db, expire_on_commit=False) as s:
+            try:
+                for src in sources:
+                    changes.append(self._upsert_spec(s, Source, "source", src.slug,
+                                                     dump_source(src)))
+                for rule in rules:
+                    changes.append(self._upsert_rule(s, rule, actor=actor))
+                for dest in destinations:
+                    changes.append(self._upsert_spec(s, Destination, "destination",
+                                                     dest.host, dump_destination(dest)))
+                if dry_run:
+                    s.rollback()
+                    return changes
+                if any(c.action != "unchanged" for c in changes):
+                    bump_version(s)
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
         self.invalidate()
         return changes
 
-    def delete_rule(self, name: str) -> bool:
-        return self._delete(select(Rule).where(Rule.name == name))
+    def rename_rule(self, old: str, spec: RuleSpec, *, actor: str | None = None) -> Change:
+        """Rename rule ``old`` to ``spec.name`` (saving ``spec`` as its new version): the
+        same row, with its versions, history, match traces and executions carried over
+        to the new name. NotFound without ``old``; Conflict when the name is taken."""
+        new = spec.name
+        with session_scope(self.db) as s:
+            row = s.exec(select(Rule).where(Rule.name == old)).first()
+            if row is None:
+                raise NotFound(f"rule {old!r}")
+            if new == old:
+                return self._upsert_rule(s, spec, actor=actor)
+            if s.exec(select(Rule).where(Rule.name == new)).first() is not None:
+                raise Conflict(f"a rule named {new!r} already exists")
+            # a deleted rule of that name left versions behind: count on after them
+            offset = _next_revision(s, new) - 1
+            for table, name_col, version_col in (
+                (RuleRevision, "rule_name", "version"), (RuleHistory, "rule_name", "version"),
+                (Execution, "rule_name", "rule_version"),
+                (MatchTrace, "rule_name", "rule_version"),
+            ):
+                name_attr, version_attr = getattr(table, name_col), getattr(table, version_col)
+                s.execute(update(table).where(name_attr == old)
+                          .values({name_col: new, version_col: version_attr + offset}))
+            row.name = new
+            row.version += offset
+            s.add(row)
+            s.flush()
+            change = self._upsert_rule(s, spec, actor=actor, action=RuleHistoryAction.renamed,
+                                       detail=f"renamed from {old}")
+            bump_version(s)
+        self.invalidate()
+        return Change("rule", new, "updated", change.detail)
 
-    def delete_source(self, slug: str) -> bool:
-        return self._delete(select(Source).where(Source.slug == slug))
+    def restore_revision(self, name: str, version: int, spec: RuleSpec, *,
+                         actor: str | None = None) -> Change:
+        """Save ``spec`` (an older version's document, under the rule's current name and
+        switch) as a new version noting which one it restores."""
+        with session_scope(self.db) as s:
+            change = self._upsert_rule(s, spec, actor=actor, action=RuleHistoryAction.restored,
+                                       detail=f"restored version {version}")
+            if change.action != "unchanged":
+                bump_version(s)
+        self.invalidate()
+        return change
+
+    def revision(self, name: str, version: int) -> RuleRevision | None:
+        with Session(self.db) as s:
+            return s.exec(select(RuleRevision).where(
+                RuleRevision.rule_name == name, RuleRevision.version == version)).first()
+
+    def history(self, name: str) -> list[RuleHistory]:
+        """Who changed the rule, what and when, newest first."""
+        with Session(self.db) as s:
+            return list(s.exec(
+                select(RuleHistory).where(RuleHistory.rule_name == name)
+                .order_by(RuleHistory.created_at.desc(), RuleHistory.id.desc())  # type: ignore[attr-defined,union-attr]
+            ))
+
+    def executions_of(self, names: Sequence[str]) -> dict[str, int]:
+        """How many executions each rule has (they outlive the rule)."""
+        if not names:
+            return {}
+        with Session(self.db) as s:
+            rows = s.execute(select(Execution.rule_name, func.count())
+                             .where(Execution.rule_name.in_(list(names)))  # type: ignore[attr-defined]
+                             .group_by(Execution.rule_name)).all()
+        return {str(n): int(c) for n, c in rows}
+
+    def delete_rule(self, name: str, *, actor: str | None = None) -> bool:
+        """Delete a rule; its versions, history and executions are kept."""
+        with session_scope(self.db) as s:
+            if not self._delete_rule(s, name, actor):
+                return False
+            bump_version(s)
+        self.invalidate()
+        return True
+
+    def delete_source(self, slug: str, *, with_rules: bool = False,
+                      actor: str | None = None) -> bool:
+        """Delete a source (and, with ``with_rules``, the rules that use it, in the same
+        transaction). Conflict while rules use it and ``with_rules`` is false."""
+        with session_scope(self.db) as s:
+            row = s.exec(select(Source).where(Source.slug == slug)).first()
+            if row is None:
+                return False
+            users = sorted(r.name for r in s.exec(select(Rule).where(Rule.source == slug)))
+            if users and not with_rules:
+                raise Conflict(f"source {slug!r} is used by rule(s) {', '.join(users)}")
+            for name in users:
+                self._delete_rule(s, name, actor, detail=f"with its source {slug}")
+            s.delete(row)
+            bump_version(s)
+        self.invalidate()
+        return True
+
+    @staticmethod
+    def _delete_rule(s: Session, name: str, actor: str | None, detail: str | None = None
+                     ) -> bool:
+        row = s.exec(select(Rule).where(Rule.name == name)).first()
+        if row is None:
+            return False
+        s.add(RuleHistory(rule_name=name, action=RuleHistoryAction.deleted,
+                          version=row.version, actor=actor, detail=detail))
+        s.delete(row)
+        return True
 
     def delete_destination(self, host: str) -> bool:
         return self._delete(select(Destination).where(Destination.host == host))
@@ -252,11 +376,17 @@ class Catalog:
         return Change(kind, key, "updated")
 
     @staticmethod
-    def _upsert_rule(s: Session, spec: RuleSpec) -> Change:
+    def _upsert_rule(s: Session, spec: RuleSpec, *, actor: str | None = None,
+                     action: RuleHistoryAction | None = None,
+                     detail: str | None = None) -> Change:
         data = dump_rule(spec)
         row = s.exec(select(Rule).where(Rule.name == spec.name)).first()
         if row is None:
             version = _next_revision(s, spec.name)
+            if action is None and version > 1:
+                detail = "created again after a delete"
+            s.add(RuleHistory(rule_name=spec.name, action=action or RuleHistoryAction.created,
+                              version=version, actor=actor, detail=detail))
             s.add(
                 Rule(
                     name=spec.name,
@@ -268,18 +398,30 @@ class Catalog:
                 )
             )
             s.add(RuleRevision(rule_name=spec.name, version=version, spec=data))
-            return Change("rule", spec.name, "created")
+            return Change("rule", spec.name, "created", detail or "")
         if row.spec == data:
             return Change("rule", spec.name, "unchanged")
-        row.version = _next_revision(s, spec.name)
+        changed = changed_fields(row.spec, data)
         row.spec = data
-        row.source = spec.source
         row.enabled = spec.enabled
-        row.priority = spec.priority
         row.updated_at = utcnow()
+        if changed == ["enabled"]:
+            # a switch, not a new version of what the rule does
+            switch = RuleHistoryAction.enabled if spec.enabled else RuleHistoryAction.disabled
+            s.add(row)
+            s.add(RuleHistory(rule_name=spec.name, action=switch, version=row.version,
+                              actor=actor))
+            return Change("rule", spec.name, "updated", switch.value)
+        row.version = _next_revision(s, spec.name)
+        row.source = spec.source
+        row.priority = spec.priority
         s.add(row)
         s.add(RuleRevision(rule_name=spec.name, version=row.version, spec=data))
-        return Change("rule", spec.name, "updated")
+        what = "changed " + ", ".join(changed)
+        s.add(RuleHistory(rule_name=spec.name, action=action or RuleHistoryAction.updated,
+                          version=row.version, actor=actor,
+                          detail=f"{detail}; {what}" if detail else what))
+        return Change("rule", spec.name, "updated", what)
 
 
 def _next_revision(s: Session, name: str) -> int:
@@ -290,6 +432,12 @@ def _next_revision(s: Session, name: str) -> int:
         .order_by(RuleRevision.version.desc())  # type: ignore[attr-defined]
     ).first()
     return (last or 0) + 1
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The top-level fields of a rule document that differ, in document order."""
+    keys = list(new) + [k for k in old if k not in new]
+    return [k for k in keys if old.get(k) != new.get(k)]
 
 
 def spec_from_row(row: Rule | Source) -> dict[str, Any]:

@@ -100,6 +100,32 @@ class RuleRevision(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class RuleHistoryAction(StrEnum):
+    created = "created"
+    updated = "updated"  # a new version of the rule's document
+    renamed = "renamed"
+    restored = "restored"  # a new version equal to an older one
+    enabled = "enabled"  # switched on: no new version
+    disabled = "disabled"
+    deleted = "deleted"
+
+
+class RuleHistory(SQLModel, table=True):
+    """Who changed a rule, what and when: one row per save, rename, switch or delete
+    (kept after the rule is deleted; follows the rule through renames)."""
+
+    __tablename__ = "rule_history"
+    __table_args__ = (Index("ix_rule_history_rule_created", "rule_name", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_name: str = Field(max_length=128)
+    action: RuleHistoryAction = Field(sa_type=status_type(RuleHistoryAction))
+    version: int | None = None  # the version this entry made, or the one it switched
+    actor: str | None = Field(default=None, max_length=200)  # user:EMAIL, token:NAME, cli:USER
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Meta(SQLModel, table=True):
     """Small key/value counters, e.g. ``ruleset_version`` bumped on every rule change."""
 

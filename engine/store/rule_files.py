@@ -7,7 +7,8 @@ files twice changes nothing; export writes files that apply back to the same sta
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 
 from engine.store.catalog import Catalog, Change, parse_source
@@ -15,13 +16,17 @@ from engine.store.secrets import SecretStore
 from rules.errors import FieldError, RuleValidationError
 from rules.schema import (
     DestinationSpec,
+    RuleFile,
     RuleSpec,
     SourceSpec,
     dump_rule,
     dump_source,
     load_rule_file,
+    parse_rule_file,
 )
-from rules.validation import dump_yaml
+from rules.validation import dump_yaml, load_yaml
+
+Loaded = tuple[list[SourceSpec], list[RuleSpec], list[DestinationSpec]]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -39,16 +44,28 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def load(paths: Iterable[str | Path]
-         ) -> tuple[list[SourceSpec], list[RuleSpec], list[DestinationSpec]]:
+def load(paths: Iterable[str | Path]) -> Loaded:
     """Parse and validate files; raise RuleValidationError listing every problem."""
+    return _merge((str(f), partial(load_rule_file, f)) for f in expand(paths))
+
+
+def load_texts(files: Mapping[str, str]) -> Loaded:
+    """``load`` for documents already read (``{file name: YAML text}``, e.g. an upload)."""
+    return _merge((name, partial(_parse_text, name, text)) for name, text in files.items())
+
+
+def _parse_text(name: str, text: str) -> RuleFile:
+    return parse_rule_file(load_yaml(text, file=name), file=name)
+
+
+def _merge(files: Iterable[tuple[str, Callable[[], RuleFile]]]) -> Loaded:
     sources: dict[str, tuple[SourceSpec, str]] = {}
     rules: dict[str, tuple[RuleSpec, str]] = {}
     destinations: dict[str, tuple[DestinationSpec, str]] = {}
     errors: list[FieldError] = []
-    for f in expand(paths):
+    for f, read in files:
         try:
-            doc = load_rule_file(f)
+            doc = read()
         except RuleValidationError as exc:
             errors.extend(exc.errors)
             continue
@@ -88,11 +105,19 @@ def check_references(catalog: Catalog, sources: list[SourceSpec],
         raise RuleValidationError(errors)
 
 
-def apply_paths(catalog: Catalog, paths: Iterable[str | Path]) -> list[Change]:
-    paths = list(paths)
-    sources, rules, destinations = load(paths)
+def apply_paths(catalog: Catalog, paths: Iterable[str | Path], *, actor: str | None = None,
+                dry_run: bool = False) -> list[Change]:
+    return apply_loaded(catalog, load(list(paths)), actor=actor, dry_run=dry_run)
+
+
+def apply_loaded(catalog: Catalog, loaded: Loaded, *, actor: str | None = None,
+                 dry_run: bool = False) -> list[Change]:
+    """Check references and save; ``dry_run`` answers the plan (what each source, rule
+    and destination would become: created / updated / unchanged) and writes nothing.
+    ``hookwise apply [--dry-run]`` and the UI's import page both come here."""
+    sources, rules, destinations = loaded
     check_references(catalog, sources, rules)
-    return catalog.save(sources, rules, destinations)
+    return catalog.save(sources, rules, destinations, actor=actor, dry_run=dry_run)
 
 
 def verify_warnings(catalog: Catalog, secrets: SecretStore,
@@ -115,19 +140,36 @@ def verify_warnings(catalog: Catalog, secrets: SecretStore,
     return out
 
 
-def export_documents(catalog: Catalog) -> dict[str, dict]:
+def export_documents(catalog: Catalog, *, sources: Iterable[str] | None = None,
+                     rules: Iterable[str] | None = None,
+                     destinations: bool = True) -> dict[str, dict]:
     """``{relative file name: document}``: one sources file, one destinations file, one
-    file per rule."""
+    file per rule. ``sources``/``rules``: only those slugs/names (default: all)."""
+    want_src = None if sources is None else set(sources)
+    want_rule = None if rules is None else set(rules)
     docs: dict[str, dict] = {}
-    srcs = [r.spec for r in catalog.list_sources()]
+    srcs = [r.spec for r in catalog.list_sources() if want_src is None or r.slug in want_src]
     if srcs:
         docs["sources.yaml"] = {"sources": srcs}
-    dests = [r.spec for r in catalog.list_destinations()]
+    dests = [r.spec for r in catalog.list_destinations()] if destinations else []
     if dests:
         docs["destinations.yaml"] = {"destinations": dests}
     for row in catalog.list_rules():
-        docs[f"rules/{row.name}.yaml"] = {"rules": [row.spec]}
+        if want_rule is None or row.name in want_rule:
+            docs[f"rules/{row.name}.yaml"] = {"rules": [row.spec]}
     return docs
+
+
+def merged_document(docs: Mapping[str, dict]) -> dict:
+    """The documents of ``export_documents`` as one (``hookwise export`` to stdout)."""
+    merged = {
+        "sources": [s for d in docs.values() for s in d.get("sources", [])],
+        "rules": [r for d in docs.values() for r in d.get("rules", [])],
+    }
+    dests = [x for d in docs.values() for x in d.get("destinations", [])]
+    if dests:
+        merged["destinations"] = dests
+    return merged
 
 
 def to_yaml(doc: dict) -> str:
@@ -140,14 +182,7 @@ def export(catalog: Catalog, directory: str | Path | None) -> list[Path] | str:
     single YAML document with everything."""
     docs = export_documents(catalog)
     if directory is None:
-        merged = {
-            "sources": [s for d in docs.values() for s in d.get("sources", [])],
-            "rules": [r for d in docs.values() for r in d.get("rules", [])],
-        }
-        dests = [x for d in docs.values() for x in d.get("destinations", [])]
-        if dests:
-            merged["destinations"] = dests
-        return to_yaml(merged)
+        return to_yaml(merged_document(docs))
     base = Path(directory)
     written = []
     for name, doc in docs.items():

@@ -111,26 +111,50 @@ class RuleList(PageOut):
 
 
 class RulePatch(Model):
-    """Change a rule's switches without sending the whole document."""
+    """Rename a rule, or change its switches, without sending the whole document."""
 
+    name: str | None = Field(default=None, description="a new name: renames the rule, "
+                             "keeping its versions, history and executions")
     enabled: bool | None = None
     priority: Priority | None = None
 
     @model_validator(mode="after")
     def _something(self) -> RulePatch:
-        if self.enabled is None and self.priority is None:
-            raise ValueError("send `enabled` and/or `priority`")
+        if self.name is None and self.enabled is None and self.priority is None:
+            raise ValueError("send `name`, `enabled` and/or `priority`")
         return self
+
+
+class SourceDeleteQuery(Model):
+    rules: Literal["refuse", "delete"] = Field(
+        default="refuse", description="what to do with the rules that use the source: "
+        "refuse the delete (409), or delete them with it")
 
 
 class RuleRevisionOut(Model):
     version: int
     created_at: datetime
+    actor: str | None = Field(default=None, description="who saved it: user:EMAIL, "
+                              "token:NAME or cli:USER (null before history was kept)")
+    note: str | None = Field(default=None, description="what changed, e.g. "
+                             "'changed when, actions' or 'restored version 2'")
     spec: RuleDoc
+
+
+class RuleHistoryOut(Model):
+    action: Literal["created", "updated", "renamed", "restored", "enabled", "disabled",
+                    "deleted"]
+    version: int | None
+    actor: str | None
+    detail: str | None
+    created_at: datetime
 
 
 class RuleRevisionList(Model):
     items: list[RuleRevisionOut]
+    history: list[RuleHistoryOut] = Field(
+        default_factory=list, description="every save, rename, switch and delete, newest "
+        "first (switching a rule on or off makes no new version)")
 
 
 class EventInput(Model):

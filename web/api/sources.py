@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request, url_for
+from flask import Response, g, jsonify, request, url_for
 
+from engine.errors import Conflict
 from engine.store.models import Source
 from engine.store.queries import Page
 from rules.errors import RuleValidationError
 from rules.schema import SourceSpec, parse_source
 from web.api.errors import conflict, from_rule_errors, invalid_field, json_body, not_found, query
-from web.api.models import CatalogQuery, SourceList, SourceOut
+from web.api.models import CatalogQuery, SourceDeleteQuery, SourceList, SourceOut
 from web.api.registry import operation
 from web.context import runtime
 
@@ -86,15 +87,22 @@ def put_source(slug: str) -> tuple[Response, int]:
 
 
 @operation("DELETE", "/sources/<slug>", tag="sources", summary="Delete a source",
-           description="Refused (409) while rules use the source.",
-           responses={204: None}, errors=(404, 409))
+           description="Refused (409) while rules use the source, unless `?rules=delete`: "
+           "then those rules are deleted with it (their versions and executions are kept). "
+           "Events already received are kept.",
+           query=SourceDeleteQuery, responses={204: None}, errors=(404, 409, 422))
 def delete_source(slug: str) -> tuple[str, int]:
+    q = query(SourceDeleteQuery)
     catalog = runtime().catalog
     if catalog.get_source(slug) is None:
         raise not_found(f"source {slug!r}")
     users = [r.name for r in catalog.list_rules() if r.source == slug]
-    if users:
+    if users and q.rules != "delete":
         raise conflict(f"source {slug!r} is used by rule(s) {', '.join(sorted(users))}; "
-                       "delete or move them first")
-    catalog.delete_source(slug)
+                       "delete or move them first, or send ?rules=delete to delete them "
+                       "with it")
+    try:
+        catalog.delete_source(slug, with_rules=q.rules == "delete", actor=g.get("principal"))
+    except Conflict as exc:  # a rule was added meanwhile
+        raise conflict(str(exc)) from None
     return "", 204

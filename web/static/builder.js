@@ -1203,9 +1203,17 @@
     btn.setAttribute("aria-busy", "true");
     const previous = state.savedName;
     const creating = !previous;
-    const r = creating
-      ? await api("POST", "/api/v1/rules", spec)
-      : await api("PUT", `/api/v1/rules/${encodeURIComponent(spec.name)}`, spec);
+    const renaming = !creating && previous !== spec.name;
+    // a changed name renames the stored rule (same rule, its history follows), then saves
+    let r = renaming
+      ? await api("PATCH", `/api/v1/rules/${encodeURIComponent(previous)}`, { name: spec.name })
+      : null;
+    if (!r || r.status === 200) {
+      if (renaming) state.savedName = spec.name; // renamed even if the save below fails
+      r = creating
+        ? await api("POST", "/api/v1/rules", spec)
+        : await api("PUT", `/api/v1/rules/${encodeURIComponent(spec.name)}`, spec);
+    }
     btn.removeAttribute("aria-busy");
     if (r.status === 409) {
       showErrors([{ loc: "name", message: (r.data && r.data.message) || "a rule with this name already exists" }]);
@@ -1219,8 +1227,8 @@
     document.title = `Edit ${name} · Hookwise`;
     history.replaceState(null, "", `/rules/${encodeURIComponent(name)}/edit`);
     const version = r.data && r.data.version ? ` (version ${r.data.version})` : "";
-    const renamed = previous && previous !== name ? ` The rule ${previous} is still there; delete it from the rules list if it is no longer wanted.` : "";
-    notice(`${creating || r.status === 201 ? "Created" : "Saved"} rule ${name}${version}.${renamed}`, "ok");
+    const renamed = renaming ? ` (renamed from ${previous}; its versions and past executions moved with it)` : "";
+    notice(`${creating || r.status === 201 ? "Created" : "Saved"} rule ${name}${version}${renamed}.`, "ok");
   }
 
   // -- views ------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from engine.errors import Conflict
 from rules.errors import RuleValidationError
 from rules.schema import RespondSpec, SourceSpec, VerifySpec, dump_source, parse_source
+from web.api.rules import principal
 from web.context import runtime
 from web.ui import bp
 
@@ -145,7 +147,7 @@ def _save(form: dict[str, str], *, editing: bool,
     except RuleValidationError as exc:
         fields, general = errors_by_field(exc)
         return _render_form(form, editing=editing, status=400, errors=fields, general=general)
-    [change] = runtime().catalog.save([spec], [])
+    [change] = runtime().catalog.save([spec], [], actor=principal())
     flash(f"Source “{spec.slug}” {change.action}.", "success")
     return redirect(url_for("ui.sources_list"))
 
@@ -173,10 +175,35 @@ def source_edit(slug: str) -> Any:
     return _save(form, editing=True, keep=dict(row.spec))
 
 
-@bp.post("/sources/<slug>/delete")
-def source_delete(slug: str) -> Response:
-    if runtime().catalog.delete_source(slug):
-        flash(f"Source “{slug}” deleted. Events already stored are kept.", "success")
-    else:
-        flash(f"There is no source “{slug}”.", "error")
+@bp.route("/sources/<slug>/delete", methods=["GET", "POST"])
+def source_delete(slug: str) -> Any:
+    """A page that says what goes with the source (and asks what to do with the rules
+    that use it: delete them too, or keep them and not delete the source)."""
+    catalog = runtime().catalog
+    if catalog.get_source(slug) is None:
+        if request.method == "POST":
+            flash(f"There is no source “{slug}” (deleted already?).", "error")
+            return redirect(url_for("ui.sources_list"))
+        abort(404, f"There is no source “{slug}”.")
+    users = sorted(r.name for r in catalog.list_rules() if r.source == slug)
+    if request.method == "GET":
+        return render_template("source_delete.html", slug=slug, url=ingest_url(slug),
+                               rules=users, executions=catalog.executions_of(users))
+    choice = request.form.get("rules", "refuse" if users else "")
+    if users and choice != "delete":
+        flash(f"Nothing was deleted: source “{slug}” is used by {_names(users)}. "
+              "Delete or move those rules first, or choose to delete them with it.", "error")
+        return redirect(url_for("ui.source_delete", slug=slug))
+    try:
+        catalog.delete_source(slug, with_rules=bool(users), actor=principal())
+    except Conflict:  # a rule started using it since the page was shown
+        flash(f"Nothing was deleted: a rule now uses source “{slug}”; look again.", "error")
+        return redirect(url_for("ui.source_delete", slug=slug))
+    gone = f" and {_names(users)}" if users else ""
+    flash(f"Source “{slug}”{gone} deleted. Events already received are kept.", "success")
     return redirect(url_for("ui.sources_list"))
+
+
+def _names(rules: list[str]) -> str:
+    quoted = ", ".join(f"“{n}”" for n in rules)
+    return f"rule {quoted}" if len(rules) == 1 else f"rules {quoted}"

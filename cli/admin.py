@@ -12,6 +12,7 @@ from cli.common import (
     InputError,
     mark_of,
     migrated_runtime,
+    warn_if_no_serve,
 )
 from rules.errors import HookwiseError
 
@@ -72,17 +73,18 @@ def replay(event_id: str | None, failed: bool, since: str | None, rules: str) ->
     """Run EVENT_ID again (a new round), or retry failed executions in bulk."""
     from datetime import datetime
 
-    from engine.errors import Conflict, NotFound
+    from engine.errors import ConfigError, Conflict, NotFound
     from engine.run.replay import replay_event, retry_execution
     from engine.store.queries import list_executions
 
     if bool(event_id) == failed:
         raise InputError("give an EVENT_ID or --failed (one of them)")
+    warn_if_no_serve()
     rt = migrated_runtime()
     if event_id:
         try:
             new_round = replay_event(rt, event_id, rules=rules)
-        except (NotFound, Conflict) as exc:
+        except (NotFound, Conflict, ConfigError) as exc:
             raise click.ClickException(str(exc)) from None
         what = "matching with today's rules" if rules == "now" else "the rule versions it ran"
         click.echo(f"event {event_id} queued again: round {new_round}, {what}")
@@ -239,6 +241,7 @@ def events() -> None:
 def events_list(source: str | None, limit: int) -> None:
     from engine.store.queries import list_events
 
+    warn_if_no_serve()
     for e in list_events(migrated_runtime().db, source=source, limit=limit).items:
         click.echo(f"{e['id']}  {e['received_at']}  {e['source']:<16} {e['status']:<10} "
                    f"matched={e['matched_count']}")
@@ -250,6 +253,7 @@ def events_list(source: str | None, limit: int) -> None:
 def events_show(event_id: str, as_json: bool) -> None:
     from engine.store.queries import get_event
 
+    warn_if_no_serve()
     info = get_event(migrated_runtime().db, event_id)
     if info is None:
         raise click.ClickException(f"no event {event_id}")

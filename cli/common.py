@@ -6,8 +6,10 @@ error naming the file, field and reason).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +17,42 @@ import click
 from rules.errors import RuleValidationError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+POINT_ELSEWHERE = ("point at another instance with --url URL or HOOKWISE_URL; a second shell "
+                   "needs the same HOOKWISE_DATA_DIR as 'hookwise serve'")
+
+
+def data_dir() -> Any:
+    from engine.settings import DEFAULT_DATA_DIR
+
+    return Path(os.environ.get("HOOKWISE_DATA_DIR") or DEFAULT_DATA_DIR).resolve()
+
+
+def instance_url(given: str | None = None) -> tuple[str, str]:
+    """``(url, where it came from)`` of the Hookwise to talk to: ``--url``, else
+    HOOKWISE_URL, else where ``hookwise serve`` recorded it listens in the data dir,
+    else DEFAULT_URL."""
+    from engine.outbound.instance import base_url
+
+    if given:
+        return given, "--url"
+    if os.environ.get("HOOKWISE_URL"):
+        return os.environ["HOOKWISE_URL"], "HOOKWISE_URL"
+    found = base_url(data_dir())
+    if found:
+        return found, f"recorded by 'hookwise serve' in {data_dir()}"
+    return DEFAULT_URL, f"the default: no 'hookwise serve' is recorded in {data_dir()}"
+
+
+def warn_if_no_serve() -> None:
+    """On stderr, when this data dir's embedded state has no running ``serve``: the
+    usual cause of "no events" in a second shell."""
+    from engine.outbound.instance import read_record
+
+    if os.environ.get("HOOKWISE_DATABASE_URL") or read_record(data_dir()) is not None:
+        return
+    click.echo(f"note: no running 'hookwise serve' is recorded in {data_dir()}; this reads "
+               "that data dir. A second shell needs the same HOOKWISE_DATA_DIR as "
+               "'hookwise serve' (or set HOOKWISE_DATABASE_URL).", err=True)
 
 
 def hookwise_command(*args: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,10 @@ import click
 
 from cli.common import (
     DEFAULT_URL,
+    POINT_ELSEWHERE,
     InputError,
     fail_validation,
+    instance_url,
     mark_of,
     migrated_runtime,
 )
@@ -35,8 +36,17 @@ def _cli_actor() -> str:
 @click.option("--dry-run", is_flag=True, help="show what would change; write nothing")
 def apply(paths: tuple[str, ...], dry_run: bool) -> None:
     """Upsert sources and rules from YAML files or folders."""
-    from engine.store.rule_files import apply_paths, verify_warnings
+    from engine.store.rule_files import apply_paths, expand_folders, verify_warnings
 
+    try:
+        _, skipped = expand_folders(paths)
+    except RuleValidationError as exc:
+        fail_validation(exc)
+    for path, why in skipped[:MAX_SKIPPED_SHOWN]:
+        click.echo(f"skipped {path}: {why}", err=True)
+    if len(skipped) > MAX_SKIPPED_SHOWN:
+        click.echo(f"skipped {len(skipped) - MAX_SKIPPED_SHOWN} more file(s) that are not "
+                   "rule files", err=True)
     rt = migrated_runtime()
     try:
         changes = apply_paths(rt.catalog, paths, actor=_cli_actor(), dry_run=dry_run)
@@ -58,9 +68,16 @@ def apply(paths: tuple[str, ...], dry_run: bool) -> None:
 @click.command()
 @click.argument("directory", required=False)
 def export(directory: str | None) -> None:
-    """Write every source and rule back as YAML (to DIR, or stdout)."""
+    """Write every source and rule back as YAML (to DIR, or stdout).
+
+    DIR is a folder of its own (hookwise-rules/, say): a Python package's folder (one
+    holding __init__.py, like Hookwise's own rules/) is refused."""
     from engine.store.rule_files import export as do_export
 
+    if directory is not None and (Path(directory) / "__init__.py").exists():
+        raise InputError(f"{directory}: is a Python package (it holds __init__.py), not a "
+                         f"folder for rule files; export into one of its own, e.g. "
+                         f"hookwise export {DEFAULT_EXPORT_DIR}")
     rt = migrated_runtime()
     out = do_export(rt.catalog, directory)
     if isinstance(out, str):
@@ -195,10 +212,11 @@ def _print_report(rep: Any) -> None:
 @click.command()
 @click.argument("source")
 @click.argument("file")
-@click.option("--url", default=lambda: os.environ.get("HOOKWISE_URL", DEFAULT_URL),
-              show_default=DEFAULT_URL, help="base URL of a running Hookwise")
+@click.option("--url", help="base URL of a running Hookwise (default: HOOKWISE_URL, else "
+                            "where 'hookwise serve' recorded it listens in the data dir, "
+                            f"else {DEFAULT_URL})")
 @click.option("--header", "headers", multiple=True, help="K:V, repeatable")
-def send(source: str, file: str, url: str, headers: tuple[str, ...]) -> None:
+def send(source: str, file: str, url: str | None, headers: tuple[str, ...]) -> None:
     """POST FILE to a running instance's /hooks/SOURCE."""
     import httpx
 
@@ -208,10 +226,13 @@ def send(source: str, file: str, url: str, headers: tuple[str, ...]) -> None:
         raise InputError(f"{file}: cannot read: {exc.strerror}") from None
     ctype = mimetypes.guess_type(file)[0] or "application/octet-stream"
     hdrs = {"Content-Type": ctype, **_headers(headers)}
+    base, where = instance_url(url)
     try:
-        resp = httpx.post(f"{url.rstrip('/')}/hooks/{source}", content=raw, headers=hdrs,
+        resp = httpx.post(f"{base.rstrip('/')}/hooks/{source}", content=raw, headers=hdrs,
                           timeout=30)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+        raise click.ClickException(
+            f"cannot reach {base} ({where}): {exc}; start 'hookwise serve', or "
+            f"{POINT_ELSEWHERE}") from None
     click.echo(f"{resp.status_code} {resp.text}")
     raise SystemExit(0 if resp.is_success else 1)

@@ -20,6 +20,7 @@ import click
 
 from cli.common import hookwise_command
 from engine.broker.embedded import EmbeddedRedis
+from engine.outbound.instance import clear_record, url_for, write_record
 from engine.settings import Settings
 
 STOP_TIMEOUT_S = 15
@@ -97,6 +98,8 @@ def serve(host: str, port: int, workers: int, web_workers: int, *,
         web = _spawn(["web", "--host", host, "--port", str(port), "--workers",
                       str(web_workers), "--no-migrate"], env)
         pool = [_spawn(["worker"], env) for _ in range(workers)]
+    # where we listen, for 'send', 'events', 'replay' and the workers (own inspector)
+    record = write_record(settings.data_dir, host, port)
     where = "embedded Redis + " if redis_srv else ""
     db = "SQLite" if settings.database_url.startswith("sqlite") else "external database"
     shape = "web + 1 worker in one process" if one_process else f"{workers} worker(s)"
@@ -104,9 +107,11 @@ def serve(host: str, port: int, workers: int, web_workers: int, *,
         shape += f", {workers - 1} more worker(s)"
     click.echo(f"Hookwise on http://{host}:{port}  ({where}{db}, {shape}; "
                f"data in {settings.data_dir})")
-    click.echo(f"Send webhooks to http://{host}:{port}/hooks/<source>. Ctrl-C stops.")
+    click.echo(f"Send webhooks to {url_for(host, port)}/hooks/<source>. Ctrl-C stops.")
+    click.echo(f"Recorded in {record}: 'hookwise send', 'events' and 'replay' in another "
+               f"shell find this instance when they use the same HOOKWISE_DATA_DIR.")
     if token:
-        link = f"http://{host}:{port}/setup?token={token}"
+        link = f"{url_for(host, port)}/setup?token={token}"
         click.echo(f"No user yet: create the first one at {link}")
         click.echo("(or run: hookwise user create you@example.com)")
     code = 0
@@ -125,6 +130,7 @@ def serve(host: str, port: int, workers: int, web_workers: int, *,
     finally:
         click.echo("stopping…")
         _stop([web, *pool])
+        clear_record(settings.data_dir, pid=os.getpid())
         if redis_srv is not None:
             redis_srv.stop()
         click.echo("stopped")

@@ -32,16 +32,54 @@ YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named, plus every *.yaml / *.yml below folders named (sorted)."""
+    """Files named, plus every rule file below folders named (sorted; see
+    ``expand_folders``)."""
+    return expand_folders(paths)[0]
+
+
+def expand_folders(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """``(files, skipped)``: the files named, plus every *.yaml / *.yml below folders
+    named whose top level holds ``sources:``, ``rules:`` or ``destinations:``; ``skipped``
+    says why each other file found in a folder was left out (hidden folders are not
+    entered). A file named explicitly is never skipped; one that does not parse as YAML
+    is not skipped either (its error is reported when it is loaded)."""
     out: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.suffix in YAML_SUFFIXES))
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+                    continue
+                if f.suffix not in YAML_SUFFIXES:
+                    skipped.append((f, "not a YAML file"))
+                    continue
+                why = _not_a_rule_file(f)
+                if why:
+                    skipped.append((f, why))
+                else:
+                    out.append(f)
         elif p.exists():
             out.append(p)
         else:
             raise RuleValidationError([FieldError(loc="", message="no such file", file=str(p))])
-    return out
+    return out, skipped
+
+
+RULE_FILE_KEYS = frozenset({"sources", "rules", "destinations", "connections"})
+
+
+def _not_a_rule_file(f: Path) -> str | None:
+    """Why ``f`` is not a rule file, or None if it is one (or cannot be told: broken)."""
+    try:
+        doc = load_yaml(f.read_text(), file=str(f))
+    except (OSError, UnicodeError, RuleValidationError):
+        return None  # reported as the file's error when it is loaded
+    if doc is None:
+        return "empty"
+    if not isinstance(doc, dict) or not RULE_FILE_KEYS & set(doc):
+        return "not a rule file (no sources:, rules: or destinations: at its top level)"
+    return None
 
 
 def load(paths: Iterable[str | Path]) -> Loaded:

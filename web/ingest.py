@@ -100,7 +100,7 @@ def record_rejection(rt: Runtime, slug: str, environ: dict[str, Any],
             headers=req.headers if req is not None else _headers(environ),
             query=req.query if req is not None else {},
             body=req.body if req is not None else b"",
-            body_size=None if req is not None else (int(declared) if declared.isdigit()
+            body_size=None if req is not None else (int(declared) if _ascii_digits(declared)
                                                     else 0),
             remote_addr=environ.get("REMOTE_ADDR"),
             secret_names=frozenset(secret_names),
@@ -126,7 +126,7 @@ def incoming(environ: dict[str, Any], max_body: int) -> IncomingRequest:
         parsed = parse_qs(_wsgi_text(qs), keep_blank_values=True, errors="replace")
         query = {k: (v[0] if len(v) == 1 else v) for k, v in parsed.items()}
     declared = environ.get("CONTENT_LENGTH")
-    if declared and declared.isdigit() and int(declared) > max_body:
+    if declared and _ascii_digits(declared) and int(declared) > max_body:
         raise BodyTooLarge  # answered without reading the body
     stream = get_input_stream(environ)  # Content-Length bounded, or a terminated chunked body
     return IncomingRequest(
@@ -179,4 +179,12 @@ def _wsgi_text(value: str) -> str:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:
         return value
+
+
+def _ascii_digits(value: str) -> bool:
+    """A header holds a decimal number: ASCII digits only (str.isdigit() is true for
+    "²", which int() refuses)."""
+    return value.isascii() and value.isdigit()
+
+
 bp.add_url_rule("/hooks/<source>", endpoint="hook", build_only=True)

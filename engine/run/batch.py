@@ -89,7 +89,9 @@ def process_events(rt: Runtime, event_ids: list[str],
                 continue
             if before_each is not None:
                 before_each()
-            if not any(st.type == "reply" for _, steps, _ in execs for st in steps):
+            # a flow block may hold a reply step: its chain releases the caller if not
+            if not any(st.type in ("reply", "branch", "foreach")
+                       for _, steps, _ in execs for st in steps):
                 no_reply_coming(rt, event.source, event.id)
             for ex, steps, first_claimed in execs:  # what was just written: no re-reads
                 submit(Work(ex.id, loaded=(ex, event, steps), first_claimed=first_claimed))

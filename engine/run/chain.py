@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -149,7 +151,7 @@ class ChainRunner:
                              outputs: dict[str, Any]) -> None:
         """A chain that could reply ended without replying: if no other open chain of
         this event can, release the waiting caller to its fallback now."""
-        reply_ids = [s.id for s in rule.steps if s.type == "reply"]
+        reply_ids = [s.id for s in rule.all_steps() if s.type == "reply"]
         if not reply_ids or any(i in outputs for i in reply_ids):
             return
         with Session(self.rt.db) as s:
@@ -417,13 +419,17 @@ class ChainRunner:
             return self._run_list(run, flow.case_steps(cstep, label), inner), inner.failure
         items = list(decision.get("items") or [])
         body_ids = flow.descendant_ids(cstep.body)
-        refreshed = time.monotonic()
+        todo = []
         for i in range(len(items)):
             inner = scope.inside(st, item=i, names=flow.loop_names(cstep, items, i))
-            if all(run.tree.get(inner, b.id) is not None
-                   and run.tree.get(inner, b.id).status in FINISHED_STEP  # type: ignore[union-attr]
-                   for b in cstep.body):
-                continue  # a finished item (a resumed block)
+            rows = [run.tree.get(inner, b.id) for b in cstep.body]
+            if not all(r is not None and r.status in FINISHED_STEP for r in rows):
+                todo.append((i, inner))  # finished items (a resumed block) are skipped
+        concurrency = int(getattr(cstep.spec, "concurrency", 1) or 1)
+        if concurrency > 1 and len(todo) > 1:
+            return self._items_in_parallel(run, st, todo, cstep, body_ids, concurrency)
+        refreshed = time.monotonic()
+        for i, inner in todo:
             for name in body_ids:  # this item's steps see this item's results only
                 run.outputs.pop(name, None)
             outcome = self._run_list(run, cstep.body, inner)
@@ -432,6 +438,42 @@ class ChainRunner:
             if time.monotonic() - refreshed > BLOCK_REFRESH_S:  # still ours, the sweeper sees
                 self.record.update_step(st, owned=True, started_at=utcnow())
                 refreshed = time.monotonic()
+        return Outcome.NEXT, None
+
+    def _items_in_parallel(self, run: _Run, st: StepRun, todo: list[tuple[int, flow.Scope]],
+                           cstep: CompiledStep, body_ids: list[str], concurrency: int,
+                           ) -> tuple[Outcome | Parked, str | None]:
+        """``concurrency`` items at once, each on a thread of its own with its own view
+        of ``steps`` (each step still claimed and recorded on its own). After a failure
+        no further item starts; the turn ends with the first item (by index) that did
+        not go on."""
+        stop = threading.Event()
+
+        def one(i: int, inner: flow.Scope) -> Outcome | Parked | None:
+            if stop.is_set():
+                return None
+            mine = dict(run.outputs)
+            for name in body_ids:
+                mine.pop(name, None)
+            outcome = self._run_list(
+                _Run(run.ex, run.event, run.rule, run.doc, mine, run.tree), cstep.body, inner)
+            if outcome is Outcome.FAILED:
+                stop.set()
+            return outcome
+
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(todo)),
+                                thread_name_prefix=f"hookwise-foreach-{cstep.id}") as pool:
+            futures = [(i, inner, pool.submit(one, i, inner)) for i, inner in todo]
+            results = [(i, inner, f.result()) for i, inner, f in futures]
+        self.record.update_step(st, owned=True, started_at=utcnow())  # still ours
+        for i, inner, outcome in results:
+            if outcome is Outcome.FAILED:
+                return outcome, f"item {i}: {inner.failure}"
+        for _i, _inner, outcome in results:
+            if outcome is not Outcome.NEXT:
+                # an item waits (a retry, a parked call) or did not start: the block is
+                # entered again next turn, its finished items skipped
+                return outcome or Outcome.NOT_MINE, None
         return Outcome.NEXT, None
 
     def _block_output(self, run: _Run, cstep: CompiledStep, st: StepRun,

@@ -12,6 +12,7 @@ block never decides differently.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ class Tree:
     def __init__(self, rows: Iterable[StepRun]):
         self.rows: dict[Key, StepRun] = {}
         self.next_position = 0
+        self.lock = threading.Lock()  # a foreach's items may run in parallel
         for st in rows:
             self.add(st)
 
@@ -81,7 +83,12 @@ class Tree:
                  steps: list[CompiledStep]) -> list[dict[str, Any]]:
         """Rows (pending) for ``steps`` in ``scope`` that do not exist yet, positions
         allocated after every row known."""
-        rows = []
+        rows: list[dict[str, Any]] = []
+        with self.lock:
+            return self._new_rows(execution_id, scope, steps, rows)
+
+    def _new_rows(self, execution_id: str, scope: Scope, steps: list[CompiledStep],
+                  rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for cstep in steps:
             if self.get(scope, cstep.id) is not None:
                 continue
@@ -94,14 +101,17 @@ class Tree:
 
     def adopt(self, rows: list[dict[str, Any]]) -> None:
         """Rows just written become known (as StepRun objects)."""
-        for row in rows:
-            self.add(StepRun.model_construct(**row))
+        with self.lock:
+            for row in rows:
+                self.add(StepRun.model_construct(**row))
 
     def results(self, block: StepRun, item: int | None = None) -> dict[str, Any]:
         """What the steps inside ``block`` (in ``item``) produced, by step id; a nested
         block's own steps included (a foreach's: its last item's)."""
         out: dict[str, Any] = {}
-        for st in self.children(block):
+        with self.lock:
+            kids = self.children(block)
+        for st in kids:
             if item is not None and st.item_index != item:
                 continue
             if st.status == StepStatus.succeeded:

@@ -4,6 +4,7 @@ through YAML, the API, a real RQ worker and a real HTTP receiver on loopback."""
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -424,3 +425,65 @@ def test_the_event_page_shows_the_tree(  # type: ignore[no-untyped-def]
     assert page.index("item 0") < page.index("item 1") < page.index(">summary<")
     assert page.count('<span class="step-id">ship</span>') == 2
     assert page.count('<span class="step-id">note</span>') == 2
+
+
+def test_foreach_concurrency_runs_items_in_parallel(  # type: ignore[no-untyped-def]
+        rt, client, sink, work, tmp_path):
+    apply(rt, tmp_path, f"""
+sources: [{{slug: s}}]
+rules:
+  - name: r
+    source: s
+    actions:
+      - id: each
+        type: foreach
+        items: $.body.n
+        concurrency: 4
+        steps:
+          - {{id: call, type: webhook, url: "{sink.url}/call", json: {{n: "{{{{ item }}}}"}}}}
+          - {{id: seen, type: set, values: {{n: "{{{{ steps.call.json.n }}}}"}}}}
+      - {{id: after, type: webhook, url: "{sink.url}/after",
+         json: {{ns: "{{{{ steps.each['items'] | map(attribute='seen') | map(attribute='n')
+                          | list }}}}", last: "{{{{ steps.seen.n }}}}"}}}}
+""")
+    sink.handler = lambda rec: (Reply(json={"n": rec.json()["n"]}, delay=0.4)
+                                if rec.path == "/call" else None)
+    client.post("/hooks/s", json={"n": list(range(8))})
+    work(until=finished(rt, 1), timeout=20)
+    (ex,) = executions(rt)
+    assert status(ex.status) == "succeeded", ex.error
+    assert sink.max_in_flight >= 3  # four items at a time (eight calls of 0.4 s)
+    calls = [r for r in sink.requests if r.path == "/call"]
+    assert sorted(r.json()["n"] for r in calls) == list(range(8))
+    assert {r.headers["idempotency-key"] for r in calls} == {f"{ex.id}:call:{i}" for i in range(8)}
+    # each item saw its own call's result; the results are in item order
+    (after,) = [r.json() for r in sink.requests if r.path == "/after"]
+    assert after == {"ns": list(range(8)), "last": 7}
+
+
+def test_a_reply_inside_a_branch_answers_the_caller(  # type: ignore[no-untyped-def]
+        rt, client, work, tmp_path):
+    apply(rt, tmp_path, """
+sources:
+  - slug: bot
+    respond: {mode: reply, timeout_ms: 5000, fallback: {status: 200, json: {text: fallback}}}
+rules:
+  - name: talk
+    source: bot
+    actions:
+      - id: route
+        type: branch
+        cases:
+          - name: hello
+            when: {path: $.body.text, op: eq, value: hi}
+            steps:
+              - {id: vars, type: set, values: {who: "{{ body.user }}"}}
+              - {id: answer, type: reply, json: {text: "hello {{ steps.vars.who }}"}}
+""")
+    result: dict[str, Any] = {}
+    t = threading.Thread(target=lambda: result.update(
+        resp=client.post("/hooks/bot", json={"text": "hi", "user": "ann"})))
+    t.start()
+    work(until=lambda: not t.is_alive(), timeout=10)
+    t.join()
+    assert result["resp"].get_json() == {"text": "hello ann"}

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from engine.ids import utcnow
 from engine.store.models import Event, Execution, MatchTrace, StepRun, event_document
+from engine.store.outcomes import outcome_clause
 from rules.errors import PathError
 from rules.paths import compile_path
 
@@ -55,9 +56,11 @@ def list_events(
     db: Engine, *, source: str | None = None, status: str | None = None,
     since: datetime | None = None, until: datetime | None = None, text: str | None = None,
     path: str | None = None, value: str | None = None, limit: int = 50, offset: int = 0,
+    outcome: str | None = None,
 ) -> Page:
     """Events newest first. ``text`` searches the raw body; ``path`` keeps events where
-    the JSONPath selects something (equal to ``value`` when given). Raises PathError."""
+    the JSONPath selects something (equal to ``value`` when given); ``outcome``: see
+    ``engine.store.outcomes``. Raises PathError."""
     limit = max(1, min(limit, MAX_LIMIT))
     offset = max(0, offset)
     q = select(Event)
@@ -65,6 +68,8 @@ def list_events(
         q = q.where(Event.source == source)
     if status:
         q = q.where(Event.status == status)
+    if outcome:
+        q = q.where(outcome_clause(outcome))
     if since:
         q = q.where(Event.received_at >= since)
     if until:

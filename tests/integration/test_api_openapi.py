@@ -56,8 +56,8 @@ def test_every_operation_documents_auth_and_errors(doc):  # type: ignore[no-unty
         "$ref": "#/components/schemas/RuleSpec"}
     assert "422" in rules_post["responses"]
     params = {p["name"] for p in doc["paths"][f"{PREFIX}/events"]["get"]["parameters"]}
-    assert params == {"source", "status", "since", "until", "q", "path", "value", "limit",
-                      "offset"}
+    assert params == {"source", "status", "outcome", "since", "until", "q", "path", "value",
+                      "limit", "offset"}
     schemas = doc["components"]["schemas"]
     assert {"RuleSpec", "SourceSpec", "WebhookStep", "ErrorOut", "ValidationErrorOut",
             "DryRunOut", "EventDetail"} <= set(schemas)

@@ -9,6 +9,7 @@ from flask import Response, jsonify, request
 
 from engine.errors import Conflict, NotFound
 from engine.run.replay import replay_event
+from engine.store.outcomes import outcomes
 from engine.store.queries import get_event, list_events
 from rules.errors import PathError
 from web.api.errors import body, conflict, invalid_field, not_found, query
@@ -24,7 +25,8 @@ def _utc(ts: datetime | None) -> datetime | None:
 @operation("GET", "/events", tag="events", summary="List events",
            description="Newest first. `q` searches the raw body; `path` (JSONPath over the "
                        "event document) keeps events where it selects something, equal to "
-                       "`value` when given.",
+                       "`value` when given; `outcome` keeps events whose latest round "
+                       "ended so (each item has its `outcome`).",
            query=EventQuery, responses={200: EventPage}, errors=(422,))
 def events() -> Response:
     q = query(EventQuery)
@@ -32,10 +34,13 @@ def events() -> Response:
         page = list_events(
             runtime().db, source=q.source, status=q.status, since=_utc(q.since),
             until=_utc(q.until), text=q.q, path=q.path, value=q.value,
-            limit=q.capped_limit, offset=q.offset,
+            limit=q.capped_limit, offset=q.offset, outcome=q.outcome,
         )
     except PathError as exc:
         raise invalid_field("path", f"not a valid JSONPath: {exc}", q.path) from None
+    found = outcomes(runtime().db, page.items)
+    for item in page.items:
+        item["outcome"] = found[item["id"]]
     return jsonify(page.as_dict())
 
 
@@ -47,6 +52,7 @@ def event(event_id: str) -> Response:
     found = get_event(runtime().db, event_id)
     if found is None:
         raise not_found(f"event {event_id!r}")
+    found["event"]["outcome"] = outcomes(runtime().db, [found["event"]])[event_id]
     return jsonify(found)
 
 

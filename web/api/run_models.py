@@ -26,6 +26,11 @@ class EventQuery(PageQuery):
                                                "something")
     value: str | None = Field(None, description="with `path`: keep events where a selected "
                                                 "value equals this")
+    outcome: Literal["failed", "waiting", "succeeded", "no_match", "pending"] | None = Field(
+        None, description="the worst outcome of the event's latest round: failed (matching "
+                          "or an execution failed), waiting (an execution is still open), "
+                          "succeeded (all executions succeeded), no_match, pending (not "
+                          "matched yet)")
 
 
 class EventSummary(Record):
@@ -40,6 +45,8 @@ class EventSummary(Record):
     match_round: int
     processed_at: datetime | None
     error: str | None
+    outcome: str = Field(description="failed, waiting, succeeded, no_match or pending "
+                                     "(see the `outcome` filter)")
     parent_id: str | None = Field(None, description="emitted by an emit step: the event "
                                                     "whose chain emitted it")
     emit_depth: int = Field(0, description="how many emits from a webhook this event is")
@@ -140,6 +147,54 @@ class ExecutionQuery(PageQuery):
 class RetryOut(Model):
     execution_id: str
     status: ExecutionStatus
+
+
+class RetryNowOut(Model):
+    execution_id: str
+    step_id: str = Field(description="the step that runs now")
+    status: ExecutionStatus
+
+
+class CancelOut(Model):
+    execution_id: str
+    status: ExecutionStatus
+    error: str
+
+
+class BulkRetryIn(Model):
+    execution_ids: list[str] | None = Field(
+        None, max_length=1000, description="retry these (each must have failed); or select "
+                                           "by the event filters below")
+    source: str | None = None
+    status: EventStatus | None = None
+    since: datetime | None = Field(None, description="ISO 8601; naive times are UTC")
+    until: datetime | None = Field(None, description="ISO 8601, exclusive")
+    q: str | None = Field(None, description="text searched in the raw body (or an event id)")
+    path: str | None = Field(None, description="JSONPath over the event document")
+    value: str | None = Field(None, description="with `path`: a selected value equals this")
+
+
+class SkippedOut(Model):
+    execution_id: str
+    reason: str
+
+
+class BulkRetryOut(Model):
+    batch: str = Field(description="GET /executions/batches/{batch} reports progress")
+    total: int
+    retried: list[str]
+    skipped: list[SkippedOut]
+
+
+class BatchOut(Model):
+    batch: str
+    total: int
+    finished: int
+    succeeded: int
+    failed: int
+    open: int
+    done: bool
+    percent: int
 
 
 # -- stats -----------------------------------------------------------------------------

@@ -7,15 +7,24 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlmodel import Session, col, select
 from werkzeug.wrappers import Response
 
 from engine.errors import Conflict, HookwiseError, NotFound
 from engine.ids import utcnow
+from engine.run.control import (
+    batch_progress,
+    cancel_execution,
+    failed_matching,
+    retry_many,
+    retry_now,
+)
 from engine.run.replay import replay_event, retry_execution
 from engine.store import queries
 from engine.store.models import EventStatus, Execution
+from engine.store.outcomes import LABELS, OUTCOMES, outcomes
 from rules.errors import PathError
 from web.context import runtime
 from web.ui import bp, is_htmx
@@ -23,7 +32,7 @@ from web.ui import bp, is_htmx
 PAGE_SIZE = 25
 SINCE = {"1h": ("Last hour", timedelta(hours=1)), "24h": ("Last 24 hours", timedelta(days=1)),
          "7d": ("Last 7 days", timedelta(days=7)), "30d": ("Last 30 days", timedelta(days=30))}
-FILTER_KEYS = ("source", "status", "since", "q", "path", "value")
+FILTER_KEYS = ("source", "status", "outcome", "since", "q", "path", "value")
 
 
 def execution_summary(event_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -39,8 +48,20 @@ def execution_summary(event_ids: list[str]) -> dict[str, dict[str, int]]:
     return {k: dict(v) for k, v in out.items()}
 
 
-def _filters() -> dict[str, str]:
-    return {k: (request.args.get(k) or "").strip() for k in FILTER_KEYS}
+def _filters(args: Any = None) -> dict[str, str]:
+    src = request.args if args is None else args
+    f = {k: (src.get(k) or "").strip() for k in FILTER_KEYS}
+    if f["outcome"] not in OUTCOMES:
+        f["outcome"] = ""
+    return f
+
+
+def _event_filters(f: dict[str, str]) -> dict[str, Any]:
+    """The filters as ``queries.list_events`` keywords."""
+    return {"source": f["source"] or None, "status": f["status"] or None,
+            "since": utcnow() - SINCE[f["since"]][1] if f["since"] in SINCE else None,
+            "text": f["q"] or None, "path": f["path"] or None,
+            "value": f["value"] if f["path"] and f["value"] else None}
 
 
 def _offset() -> int:
@@ -56,20 +77,17 @@ def events_list() -> str:
     f = _filters()
     offset = _offset()
     errors: dict[str, list[str]] = {}
-    since = utcnow() - SINCE[f["since"]][1] if f["since"] in SINCE else None
     try:
-        page = queries.list_events(
-            rt.db, source=f["source"] or None, status=f["status"] or None, since=since,
-            text=f["q"] or None, path=f["path"] or None,
-            value=f["value"] if f["path"] and f["value"] else None,
-            limit=PAGE_SIZE, offset=offset)
+        page = queries.list_events(rt.db, **_event_filters(f), outcome=f["outcome"] or None,
+                                   limit=PAGE_SIZE, offset=offset)
     except PathError as exc:
         errors["path"] = [str(exc)]
         page = queries.Page([], 0, PAGE_SIZE, 0)
     runs = execution_summary([e["id"] for e in page.items])
     query = {k: v for k, v in f.items() if v}
     ctx = {"page": page, "runs": runs, "filters": f, "errors": errors, "query": query,
-           "filtered": bool(query)}
+           "filtered": bool(query), "outcomes": outcomes(rt.db, page.items),
+           "outcome_labels": LABELS}
     if is_htmx() and request.headers.get("HX-Target") == "event-list":
         return render_template("_events_list.html", **ctx)
     sources = [s.slug for s in rt.catalog.list_sources()]
@@ -77,6 +95,41 @@ def events_list() -> str:
         sources.append(f["source"])
     return render_template("events.html", sources=sources,
                            statuses=[s.value for s in EventStatus], since_options=SINCE, **ctx)
+
+
+@bp.post("/events/retry-failed")
+def events_retry_failed() -> str | Response:
+    """Retry every failed execution of the events the list's filters select; answers
+    the progress fragment (htmx) or, without htmx, back to the list with a message."""
+    rt = runtime()
+    f = _filters(request.form)
+    query = {k: v for k, v in f.items() if v}
+    try:
+        ids = failed_matching(rt, **_event_filters(f))
+    except PathError as exc:
+        flash(f"Nothing retried: the JSONPath filter is not valid ({exc}).", "error")
+        return redirect(url_for("ui.events_list", **query))
+    if not ids:
+        message = "No failed executions among these events: nothing to retry."
+        if is_htmx():
+            return render_template("_bulk_retry.html", progress=None, message=message)
+        flash(message, "info")
+        return redirect(url_for("ui.events_list", **query))
+    result = retry_many(rt, ids)
+    progress = batch_progress(rt, result.batch) or {"batch": result.batch, "total": 0}
+    if is_htmx():
+        return render_template("_bulk_retry.html", progress=progress, skipped=result.skipped)
+    flash(f"Retrying {len(result.retried)} failed execution"
+          f"{'s' if len(result.retried) != 1 else ''} from their failed steps.", "success")
+    return redirect(url_for("ui.events_list", **query))
+
+
+@bp.get("/events/retry-failed/<batch>")
+def events_retry_progress(batch: str) -> str:
+    progress = batch_progress(runtime(), batch)
+    if progress is None:
+        abort(404, "This bulk retry is not known (batches are kept a day).")
+    return render_template("_bulk_retry.html", progress=progress, skipped=[])
 
 
 def _rounds(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -101,8 +154,13 @@ def event_page(event_id: str) -> str:
     data = queries.get_event(runtime().db, event_id)
     if data is None:
         abort(404, f"There is no event {event_id}.")
-    return render_template("event.html", event=data["event"], rounds=_rounds(data),
-                           executions=data["executions"])
+    event = data["event"]
+    outcome = outcomes(runtime().db, [event])[event["id"]]
+    template = "_event_live.html" if is_htmx() and \
+        request.headers.get("HX-Target") == "event-live" else "event.html"
+    return render_template(template, event=event, rounds=_rounds(data),
+                           executions=data["executions"], outcome=outcome,
+                           outcome_labels=LABELS)
 
 
 @bp.post("/events/<event_id>/replay")
@@ -137,3 +195,60 @@ def execution_retry(execution_id: str) -> Response:
         flash(f"Retrying “{ex['rule_name']}” from its failed step; finished steps are kept.",
               "success")
     return redirect(url_for("ui.event_page", event_id=ex["event_id"]) + f"#{execution_id}")
+
+
+@bp.post("/executions/<execution_id>/retry-now")
+def execution_retry_now(execution_id: str) -> Response:
+    rt = runtime()
+    ex = queries.get_execution(rt.db, execution_id)
+    if ex is None:
+        abort(404, f"There is no execution {execution_id}.")
+    try:
+        step_id = retry_now(rt, execution_id)
+    except Conflict as exc:
+        flash(f"Not retried: {exc}.", "error")
+    except HookwiseError as exc:
+        flash(f"The step is due now, but it could not be queued yet: {exc}", "warning")
+    else:
+        flash(f"Step “{step_id}” of “{ex['rule_name']}” runs now instead of at its "
+              "scheduled time.", "success")
+    return redirect(url_for("ui.event_page", event_id=ex["event_id"]) + f"#{execution_id}")
+
+
+@bp.post("/executions/<execution_id>/cancel")
+def execution_cancel(execution_id: str) -> Response:
+    rt = runtime()
+    ex = queries.get_execution(rt.db, execution_id)
+    if ex is None:
+        abort(404, f"There is no execution {execution_id}.")
+    user = getattr(g, "user", None)
+    try:
+        cancel_execution(rt, execution_id, by=getattr(user, "email", None))
+    except Conflict as exc:
+        flash(f"Not cancelled: {exc}.", "error")
+    else:
+        flash(f"“{ex['rule_name']}” cancelled: it will not try again. "
+              "Retry it from its failed step to run it after all.", "success")
+    return redirect(url_for("ui.event_page", event_id=ex["event_id"]) + f"#{execution_id}")
+
+
+@bp.app_template_filter("short_id")
+def short_id(value: str | None) -> str:
+    """``evt_…c9d0e1f2``: the random tail that tells ids apart (their heads are the time,
+    the same for events received together)."""
+    text = str(value or "")
+    prefix, sep, rest = text.partition("_")
+    if not sep or len(rest) <= 10:
+        return text
+    return f"{prefix}_…{rest[-8:]}"
+
+
+@bp.app_template_filter("id_parts")
+def id_parts(value: str | None) -> Markup:
+    """The whole id with its time head muted and its random tail stressed."""
+    text = str(value or "")
+    prefix, sep, rest = text.partition("_")
+    if not sep or len(rest) <= 12:
+        return Markup("{}").format(text)
+    return Markup('<span class="id-head">{}_{}</span><span class="id-tail">{}</span>').format(
+        prefix, rest[:12], rest[12:])

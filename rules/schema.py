@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from rules.condition_models import AllGroup, AnyGroup, Condition, NotGroup, OpName, Predicate
+from rules.connection_models import ConnectionSpec, dump_connection, parse_connection
 from rules.errors import FieldError, RuleValidationError
 from rules.model_base import (
     MAX_TOLERANCE_S,
@@ -50,7 +51,7 @@ __all__ = [
     "NotGroup", "OpName", "Predicate", "ReplyStep", "RespondSpec", "RetrySpec", "RuleFile",
     "RuleSpec", "SignSpec", "SourceSpec", "StateStep", "Step", "VerifySpec", "WebhookStep",
     "dump_rule", "dump_source", "load_rule_file", "parse_rule", "parse_rule_file",
-    "parse_source",
+    "parse_source", "ConnectionSpec", "dump_connection", "parse_connection",
 ]  # fmt: skip
 
 
@@ -234,6 +235,7 @@ class RuleFile(StrictModel):
     sources: list[SourceSpec] = Field(default_factory=list)
     rules: list[RuleSpec] = Field(default_factory=list)
     destinations: list[DestinationSpec] = Field(default_factory=list)
+    connections: list[ConnectionSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> RuleFile:
@@ -241,6 +243,7 @@ class RuleFile(StrictModel):
             ("source slug", [s.slug for s in self.sources]),
             ("rule name", [r.name for r in self.rules]),
             ("destination host", [d.host for d in self.destinations]),
+            ("connection name", [c.name for c in self.connections]),
         ):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
@@ -295,12 +298,15 @@ def parse_rule_file(data: Any, *, file: str | None = None) -> RuleFile:
                         file=file, value=type(data).__name__)]
         )  # fmt: skip
     for key in data:
-        if key not in ("sources", "rules", "destinations"):
+        if key not in ("sources", "rules", "destinations", "connections"):
             errors.append(FieldError(key, f"unknown top-level key '{key}'", file=file))
-    parsed: dict[str, list[Any]] = {"sources": [], "rules": [], "destinations": []}
-    parsers = {"sources": parse_source, "rules": parse_rule, "destinations": parse_destination}
+    parsed: dict[str, list[Any]] = {"sources": [], "rules": [], "destinations": [],
+                                    "connections": []}
+    parsers = {"sources": parse_source, "rules": parse_rule, "destinations": parse_destination,
+               "connections": parse_connection}
     for (key, parse), (attr, kind) in zip(
-        parsers.items(), (("slug", "source"), ("name", "rule"), ("host", "destination")),
+        parsers.items(), (("slug", "source"), ("name", "rule"), ("host", "destination"),
+                          ("name", "connection")),
         strict=True,
     ):
         items = data.get(key) or []
@@ -319,7 +325,7 @@ def parse_rule_file(data: Any, *, file: str | None = None) -> RuleFile:
     if errors:
         raise RuleValidationError(errors)
     return RuleFile(sources=parsed["sources"], rules=parsed["rules"],
-                    destinations=parsed["destinations"])
+                    destinations=parsed["destinations"], connections=parsed["connections"])
 
 
 def load_rule_file(path: str | PathLike[str]) -> RuleFile:

@@ -64,7 +64,8 @@ class WebhookStep(_StepBase):
     """Send an HTTP request; ``json`` (typed) or ``body`` (raw text), not both."""
 
     type: Literal["webhook"]
-    url: TemplateStr = Field(min_length=1)
+    url: TemplateStr  # with a connection: relative to its base URL (may be empty)
+    connection: str | None = Field(default=None, pattern=SLUG_PATTERN)
     method: str = "POST"
     headers: dict[str, TemplateStr] = Field(default_factory=dict)
     query: dict[str, TemplateAny] = Field(default_factory=dict)
@@ -84,6 +85,8 @@ class WebhookStep(_StepBase):
     def _one_payload(self) -> WebhookStep:
         if self.json_ is not None and self.body is not None:
             raise ValueError("a webhook step takes `json` or `body`, not both")
+        if not self.url.strip() and self.connection is None:
+            raise ValueError("a webhook step needs a url (or a connection: its base URL)")
         return self
 
 

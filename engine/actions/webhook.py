@@ -13,9 +13,17 @@
     sign       {scheme: standard, secret: <secret VALUE>} adds Standard Webhooks headers.
                The engine resolves the rule's secret *name* to its value before calling
                ``run``; this module never sees secret names.
+    connection the NAME of a stored connection: ``url`` is relative to its base URL, its
+               default headers and auth are added (``engine.outbound.connections``; its
+               secrets are read by name at call time and appear in the output only as
+               ``[secret:NAME]``), a typed one's failure answers are failures and a
+               ``json`` mapping is form-encoded for Twilio and Stripe; an OAuth 2.0
+               token the API refuses (401) is fetched again once.
 
 Output (``steps.<id>``): ``status``, ``headers`` (lower-case names), ``json`` (parsed
-when the answer is JSON, else None), ``text`` (first 64 KiB), ``elapsed_ms``, ``url``.
+when the answer is JSON, else None), ``text`` (first 64 KiB), ``elapsed_ms``, ``url``;
+through a connection also ``request`` (the URL and headers sent, credentials shown as
+``[secret:NAME]``).
 
 Classification: connect errors, timeouts, other network errors, 429 and 5xx are
 transient (429/5xx carry ``retry_after`` from Retry-After and the response as
@@ -36,10 +44,13 @@ from typing import Any
 import httpx
 
 from engine.actions.base import StepContext
-from engine.errors import PermanentActionError, TransientActionError
+from engine.errors import ActionError, PermanentActionError, TransientActionError
+from engine.outbound import connections
 from engine.outbound.egress import EgressRefused
 from engine.outbound.instance import inspector_client, is_own_inspector
 from engine.outbound.signing import message_id, sign_standard
+from engine.store import connections as stored_connections
+from rules.connection_models import ConnectionSpec
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 300.0
@@ -50,7 +61,72 @@ SIGN_SCHEMES = ("standard",)
 
 def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Send the request described by ``rendered``; return the response record."""
-    request = _build_request(rendered, ctx)
+    name = rendered.get("connection")
+    if not name:
+        return _send(_build_request(rendered, ctx), rendered, ctx)
+    spec = stored_connections.lookup(ctx.db, str(name))
+    if spec is None:
+        raise PermanentActionError(f"no connection named {name!r} (define it under "
+                                   "connections:)")
+    return _through(spec, rendered, ctx)
+
+
+def _through(spec: ConnectionSpec, rendered: dict[str, Any], ctx: StepContext,
+             *, again: bool = False) -> dict[str, Any]:
+    """Send through a connection; every credential is redacted from what comes back."""
+    prepared: connections.Prepared | None = None
+    request: httpx.Request | None = None
+    try:
+        prepared = connections.prepare(spec, rendered.get("url"), secret=ctx.resolve_secret,
+                                       http=ctx.http, redis=ctx.redis)
+        step = _with_connection(spec, rendered, prepared)
+        request = _build_request(step, ctx)
+        record = _send(request, step, ctx, connection=spec)
+    except ActionError as exc:
+        if prepared is None:
+            raise
+        auth = spec.auth
+        output = exc.output or {}
+        if (not again and auth is not None and auth.type == "oauth2_client_credentials"
+                and output.get("status") == 401):
+            # the token was revoked or expired early: fetch a new one, once
+            connections.forget_token(auth, ctx.resolve_secret(auth.secret), redis=ctx.redis)
+            return _through(spec, rendered, ctx, again=True)
+        if exc.output is not None:
+            exc.output = prepared.shown(exc.output)
+            if request is not None:
+                exc.output["request"] = _shown_request(request, prepared)
+        exc.args = (prepared.shown(str(exc)),)
+        raise
+    out: dict[str, Any] = prepared.shown(record)
+    out["request"] = _shown_request(request, prepared)
+    return out
+
+
+def _with_connection(spec: ConnectionSpec, rendered: dict[str, Any],
+                     prepared: connections.Prepared) -> dict[str, Any]:
+    """The step as sent: the absolute URL, the connection's headers under the step's, a
+    form body for the services that take forms."""
+    step = {k: v for k, v in rendered.items() if k != "connection"}
+    step["url"] = prepared.url
+    headers = {**prepared.headers, **_headers(rendered.get("headers")),
+               **prepared.auth_headers}
+    step["headers"] = headers
+    if spec.type in connections.FORM_TYPES and "json" in step:
+        step["body"] = connections.form_body(spec, step.pop("json")).decode()
+        headers.setdefault("content-type", "application/x-www-form-urlencoded")
+    return step
+
+
+def _shown_request(request: httpx.Request, prepared: connections.Prepared) -> dict[str, Any]:
+    shown_headers = {k: v for k, v in request.headers.items()
+                     if k.lower() not in ("content-length", "accept-encoding", "connection")}
+    return {"method": request.method, "url": prepared.shown(str(request.url)),
+            "headers": prepared.shown(shown_headers)}
+
+
+def _send(request: httpx.Request, rendered: dict[str, Any], ctx: StepContext, *,
+          connection: ConnectionSpec | None = None) -> dict[str, Any]:
     timeout = _timeout(rendered.get("timeout_s"))
     host = request.url.host
     # this instance's own request inspector is the one private address allowed as is
@@ -73,6 +149,9 @@ def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
         raise TransientActionError(f"could not reach {host}: {exc or type(exc).__name__}") from exc
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     record = _record(response, raw, truncated, elapsed_ms)
+    if connection is not None:
+        connections.classify(connection, response, record,
+                             retry_after=parse_retry_after(response.headers.get("retry-after")))
     _classify(response, record)
     return record
 
@@ -252,3 +331,13 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
+
+
+def destination_url(db: Any, rendered: dict[str, Any]) -> Any:
+    """The URL a rendered webhook step calls, for its destination's limits: its
+    connection's base URL when it has one (its host is the step's host)."""
+    name = rendered.get("connection")
+    if not name:
+        return rendered.get("url")
+    spec = stored_connections.lookup(db, str(name))
+    return spec.url if spec is not None else None

@@ -29,6 +29,7 @@ from sqlmodel import Session, select
 
 from engine.actions import ACTIONS, StepContext
 from engine.actions.emit import emit_event
+from engine.actions.webhook import destination_url
 from engine.broker import queue as q
 from engine.errors import ActionError, QueueError
 from engine.ids import utcnow
@@ -199,7 +200,7 @@ class ChainRunner:
             rendered = steps.render(cstep, context)
         except TemplateError as exc:
             render_error = exc
-        destination = (destination_of(rendered.get("url"))
+        destination = (destination_of(destination_url(self.rt.db, rendered))
                        if rendered is not None and cstep.type == "webhook" else None)
         if destination is None:
             return self._carry_out(ex, event, cstep, st, outputs, secrets, rendered,

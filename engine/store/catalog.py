@@ -19,8 +19,10 @@ from sqlmodel import Session, select
 
 from engine.errors import Conflict, NotFound
 from engine.ids import utcnow
+from engine.store import connections as stored_connections
 from engine.store.db import session_scope
 from engine.store.models import (
+    Connection,
     Destination,
     Execution,
     MatchTrace,
@@ -32,6 +34,7 @@ from engine.store.models import (
     Source,
 )
 from rules.compiled import CompiledRule, compile_rule
+from rules.connection_models import ConnectionSpec
 from rules.match import RuleSet
 from rules.schema import (
     DestinationSpec,
@@ -209,7 +212,8 @@ class Catalog:
     # -- writing -------------------------------------------------------------------------
     def save(self, sources: list[SourceSpec], rules: list[RuleSpec],
              destinations: Sequence[DestinationSpec] = (), *, actor: str | None = None,
-             dry_run: bool = False) -> list[Change]:
+             dry_run: bool = False,
+             connections: Sequence[ConnectionSpec] = ()) -> list[Change]:
         """Upsert sources, rules and destinations in one transaction; unchanged ones are
         left alone. A rule whose document changed gets a new version; one that was only
         switched on or off keeps its version (the switch is a history entry).
@@ -226,6 +230,9 @@ class Catalog:
                 for dest in destinations:
                     changes.append(self._upsert_spec(s, Destination, "destination",
                                                      dest.host, dump_destination(dest)))
+                for conn in connections:
+                    changes.append(Change("connection", conn.name,
+                                          stored_connections.upsert(s, conn)))
                 if dry_run:
                     s.rollback()
                     return changes
@@ -343,6 +350,12 @@ class Catalog:
                           version=row.version, actor=actor, detail=detail))
         s.delete(row)
         return True
+
+    def list_connections(self) -> list[Connection]:
+        return stored_connections.list_rows(self.db)
+
+    def delete_connection(self, name: str) -> bool:
+        return self._delete(select(Connection).where(Connection.name == name))
 
     def delete_destination(self, host: str) -> bool:
         return self._delete(select(Destination).where(Destination.host == host))

@@ -73,6 +73,19 @@ class Destination(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class Connection(SQLModel, table=True):
+    """A named base URL + auth + headers for webhook steps
+    (``rules.connection_models.ConnectionSpec``; secret names only, never values)."""
+
+    __tablename__ = "connections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Rule(SQLModel, table=True):
     __tablename__ = "rules"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from engine.store.catalog import Catalog, Change, parse_source
 from engine.store.secrets import SecretStore
+from rules.connection_models import ConnectionSpec
 from rules.errors import FieldError, RuleValidationError
 from rules.schema import (
     DestinationSpec,
@@ -24,9 +25,11 @@ from rules.schema import (
     load_rule_file,
     parse_rule_file,
 )
+from rules.step_models import child_lists
 from rules.validation import dump_yaml, load_yaml
 
-Loaded = tuple[list[SourceSpec], list[RuleSpec], list[DestinationSpec]]
+Loaded = tuple[list[SourceSpec], list[RuleSpec], list[DestinationSpec],
+               list[ConnectionSpec]]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -100,6 +103,7 @@ def _merge(files: Iterable[tuple[str, Callable[[], RuleFile]]]) -> Loaded:
     sources: dict[str, tuple[SourceSpec, str]] = {}
     rules: dict[str, tuple[RuleSpec, str]] = {}
     destinations: dict[str, tuple[DestinationSpec, str]] = {}
+    connections: dict[str, tuple[ConnectionSpec, str]] = {}
     errors: list[FieldError] = []
     for f, read in files:
         try:
@@ -123,10 +127,16 @@ def _merge(files: Iterable[tuple[str, Callable[[], RuleFile]]]) -> Loaded:
                                          f"{destinations[d.host][1]}", str(f),
                                          f"destination '{d.host}'"))
             destinations[d.host] = (d, str(f))
+        for c in doc.connections:
+            if c.name in connections and connections[c.name][1] != str(f):
+                errors.append(FieldError("name", "connection also defined in "
+                                         f"{connections[c.name][1]}", str(f),
+                                         f"connection '{c.name}'"))
+            connections[c.name] = (c, str(f))
     if errors:
         raise RuleValidationError(errors)
     return ([s for s, _ in sources.values()], [r for r, _ in rules.values()],
-            [d for d, _ in destinations.values()])
+            [d for d, _ in destinations.values()], [c for c, _ in connections.values()])
 
 
 def check_references(catalog: Catalog, sources: list[SourceSpec],
@@ -153,9 +163,33 @@ def apply_loaded(catalog: Catalog, loaded: Loaded, *, actor: str | None = None,
     """Check references and save; ``dry_run`` answers the plan (what each source, rule
     and destination would become: created / updated / unchanged) and writes nothing.
     ``hookwise apply [--dry-run]`` and the UI's import page both come here."""
-    sources, rules, destinations = loaded
+    sources, rules, destinations, connections = loaded
     check_references(catalog, sources, rules)
-    return catalog.save(sources, rules, destinations, actor=actor, dry_run=dry_run)
+    check_connections(catalog, connections, rules)
+    return catalog.save(sources, rules, destinations, actor=actor, dry_run=dry_run,
+                        connections=connections)
+
+
+def check_connections(catalog: Catalog, connections: list[ConnectionSpec],
+                      rules: list[RuleSpec]) -> None:
+    """Every webhook step's ``connection`` exists (in these connections or stored ones)."""
+    known = {c.name for c in connections} | {c.name for c in catalog.list_connections()}
+    errors: list[FieldError] = []
+
+    def walk(steps: list, where: str, rule: RuleSpec) -> None:
+        for i, step in enumerate(steps):
+            name = getattr(step, "connection", None) if step.type == "webhook" else None
+            if name is not None and name not in known:
+                errors.append(FieldError(f"{where}[{i}].connection",
+                                         f"no connection named {name!r} (define it under "
+                                         "connections:)", None, f"rule '{rule.name}'", name))
+            for sub, children in child_lists(step):
+                walk(children, f"{where}[{i}].{sub}", rule)
+
+    for r in rules:
+        walk(r.actions, "actions", r)
+    if errors:
+        raise RuleValidationError(errors)
 
 
 def verify_warnings(catalog: Catalog, secrets: SecretStore,
@@ -192,6 +226,9 @@ def export_documents(catalog: Catalog, *, sources: Iterable[str] | None = None,
     dests = [r.spec for r in catalog.list_destinations()] if destinations else []
     if dests:
         docs["destinations.yaml"] = {"destinations": dests}
+    conns = [r.spec for r in catalog.list_connections()] if destinations else []
+    if conns:
+        docs["connections.yaml"] = {"connections": conns}
     for row in catalog.list_rules():
         if want_rule is None or row.name in want_rule:
             docs[f"rules/{row.name}.yaml"] = {"rules": [row.spec]}
@@ -207,6 +244,9 @@ def merged_document(docs: Mapping[str, dict]) -> dict:
     dests = [x for d in docs.values() for x in d.get("destinations", [])]
     if dests:
         merged["destinations"] = dests
+    conns = [x for d in docs.values() for x in d.get("connections", [])]
+    if conns:
+        merged["connections"] = conns
     return merged
 
 

@@ -59,7 +59,8 @@ class VerifySpec(StrictModel):
     """How a source checks a webhook is genuine; ``secret`` is a stored secret's NAME.
 
     ``param`` is the query parameter a ``token`` may come in; ``username`` is for ``basic``;
-    ``tolerance_s`` overrides the scheme's timestamp tolerance.
+    ``tolerance_s`` overrides the scheme's timestamp tolerance (``0``: the timestamp's age
+    is not checked; README "Timestamps").
     """
 
     scheme: Literal[

@@ -999,10 +999,16 @@
     return { body, headers: lower, query };
   }
 
+  // The segment that selects exactly `key` (rules/paths.py reads it so, as jsonpath-ng
+  // does): .name for a plain ASCII name, else ['…'] with \ and ' escaped by a backslash
+  // (a\b is ['a\\b'], it's is ['it\'s'], both quotes work). null when no path can name
+  // the key: a path box holds one line, so a key with a line break cannot be typed there.
+  const NO_PATH = "no JSONPath can name this key: it contains a line break";
   function pathSegment(key) {
     if (typeof key === "number") return `[${key}]`;
-    if (/^[A-Za-z0-9_][\w-]*$/.test(key)) return `.${key}`;
-    return key.includes("'") ? `["${key}"]` : `['${key}']`;
+    if (/[\r\n]/.test(key)) return null;
+    if (/^[A-Za-z_][A-Za-z0-9_-]*$/.test(key)) return `.${key}`;
+    return `['${key.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}']`;
   }
 
   function renderTree() {
@@ -1021,19 +1027,32 @@
     box.replaceChildren(ul);
   }
 
-  function treeNode(key, value, path, depth) {
-    const keyBtn = h("button", { type: "button", class: "rb-key", "data-path": path, title: `Use ${path}`,
-      onclick: (e) => { e.preventDefault(); e.stopPropagation(); usePath(path); } }, String(key));
+  function noPath(e) {  // a key (or one inside it) that no path can name: say so
+    e.preventDefault(); e.stopPropagation();
+    const err = $("#rb-sample-error");
+    err.textContent = `${e.currentTarget.textContent}: ${NO_PATH}`;
+    err.hidden = false;
+  }
+
+  function treeNode(key, value, path, depth) {  // path null: no JSONPath can name it
+    const keyBtn = path === null
+      ? h("button", { type: "button", class: "rb-key", "aria-disabled": "true", "data-nopath": "",
+        title: NO_PATH, onclick: noPath }, String(key))
+      : h("button", { type: "button", class: "rb-key", "data-path": path, title: `Use ${path}`,
+        onclick: (e) => { e.preventDefault(); e.stopPropagation(); usePath(path); } }, String(key));
+    const note = path === null && pathSegment(key) === null  // this key, not one above it
+      ? h("small", { class: "rb-muted rb-nopath" }, ` (${NO_PATH})`) : null;
     const container = Array.isArray(value) || isObject(value);
     if (!container) {
       const shown = typeof value === "string" ? JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}…` : value) : JSON.stringify(value);
-      return h("li", {}, keyBtn, h("code", { class: `rb-leaf rb-leaf-${value === null ? "null" : typeof value}` }, shown));
+      return h("li", {}, keyBtn, note, h("code", { class: `rb-leaf rb-leaf-${value === null ? "null" : typeof value}` }, shown));
     }
     const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
     const count = Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`;
-    const kids = h("ul", {}, entries.slice(0, 200).map(([k, v]) => treeNode(k, v, path + pathSegment(k), depth + 1)));
+    const child = (k) => { const s = path === null ? null : pathSegment(k); return s === null ? null : path + s; };
+    const kids = h("ul", {}, entries.slice(0, 200).map(([k, v]) => treeNode(k, v, child(k), depth + 1)));
     return h("li", {}, h("details", { open: depth < 3 },
-      h("summary", {}, keyBtn, h("span", { class: "rb-muted" }, ` ${count}`)), kids));
+      h("summary", {}, keyBtn, note, h("span", { class: "rb-muted" }, ` ${count}`)), kids));
   }
 
   function usePath(path) {

@@ -427,3 +427,56 @@ def test_a_content_length_that_is_not_ascii_digits_is_no_500(tolerant, live_serv
     status, body = raw_post(live_server, "/hooks/std", wire, BODY)
     assert status == 401, body
     assert stored(tolerant) == []
+
+
+@pytest.mark.slow
+def test_non_ascii_digits_under_gunicorn_are_401s(tmp_path, redis_url) -> None:  # type: ignore[no-untyped-def]
+    """The issue's reproduction: ``hookwise web --server gunicorn``, then
+    ``webhook-timestamp: ²`` (and ``Content-Length: ²``) -- a 401 saying why, not a 500."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.servers import free_port
+    from tests.system.test_serve import clean_env, hookwise, wait_ok
+
+    env = {**clean_env(tmp_path), "HOOKWISE_DATA_DIR": str(tmp_path / "data"),
+           "HOOKWISE_REDIS_URL": redis_url, "HOOKWISE_SECRET_KEY": "issue-13-key",
+           "HOOKWISE_QUEUE": f"issue13-{os.getpid()}"}
+    (tmp_path / "s.yaml").write_text(
+        "sources: [{slug: std, verify: {scheme: standard, secret: STD_SECRET}}]")
+    for args in (("secrets", "set", "STD_SECRET", "--value", STD), ("apply", "s.yaml")):
+        done = hookwise(*args, cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "web", "--server", "gunicorn", "--port", str(port),
+         "--workers", "1", "--threads", "2", "--no-migrate"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_ok(proc, f"{base}/healthz", "gunicorn did not start")
+        headers = std_headers(BODY, int(time.time()))
+        good = [(k.encode(), v.encode()) for k, v in headers.items()]
+        common = [(b"Content-Type", b"application/json")]
+        length = [(b"Content-Length", str(len(BODY)).encode())]
+        stamp = [(k, v) for k, v in good if k != b"webhook-timestamp"]
+        status, body = raw_post(base, "/hooks/std", stamp + common + length
+                                + [(b"webhook-timestamp", "²".encode("latin-1"))], BODY)
+        assert status == 401 and b"not a Unix timestamp (ASCII digits)" in body, body
+        status, body = raw_post(base, "/hooks/std", good + common
+                                + [(b"Content-Length", "²".encode("latin-1"))], BODY)
+        assert status != 500 and 400 <= status < 500, (status, body)
+        status, body = raw_post(base, "/hooks/std", good + common + length, BODY)
+        assert status == 202, body  # the same request, well-formed, is accepted
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()

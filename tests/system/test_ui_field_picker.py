@@ -1,7 +1,7 @@
 """The rule builder's field picker, in Chromium (issue 13, item 8): for every key of a
 table of awkward keys the path it builds compiles with ``compile_path`` and selects
-exactly that key's value; a key no path can name (a line break: a path box is one line)
-is said to be so instead of getting a wrong path. Also the recursive-descent hint
+exactly that key's value; a key a path box cannot hold (a line break: the box is one
+line) is said to be so instead of getting a wrong path. Also the recursive-descent hint
 (item 13)."""
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def test_every_awkward_key_gets_a_path_that_selects_exactly_it(logged_in, live_s
     assert compile_path(nested["in'ner\\"]).values(doc) == [sample["nest.ed"]["in'ner\\"]]
 
 
-def test_a_key_no_path_can_name_is_said_to_be_so(logged_in, live_server, rt) -> None:  # type: ignore[no-untyped-def]
+def test_a_key_a_path_box_cannot_hold_is_said_to_be_so(logged_in, live_server, rt) -> None:  # type: ignore[no-untyped-def]
     page = logged_in
     open_builder(page, live_server, rt)
     for key in NO_PATH:
@@ -91,7 +91,7 @@ def test_a_key_no_path_can_name_is_said_to_be_so(logged_in, live_server, rt) -> 
         button.click(force=True)  # aria-disabled, yet it answers a click with the reason
         alert = page.locator("#rb-sample-error")
         assert alert.is_visible()
-        assert "no JSONPath can name this key" in alert.inner_text()
+        assert "cannot pick this key: it has a line break" in alert.inner_text()
 
 
 def test_clicking_awkward_keys_fills_the_path_and_the_dry_run_agrees(  # type: ignore[no-untyped-def]

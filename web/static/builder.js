@@ -1001,9 +1001,10 @@
 
   // The segment that selects exactly `key` (rules/paths.py reads it so, as jsonpath-ng
   // does): .name for a plain ASCII name, else ['…'] with \ and ' escaped by a backslash
-  // (a\b is ['a\\b'], it's is ['it\'s'], both quotes work). null when no path can name
-  // the key: a path box holds one line, so a key with a line break cannot be typed there.
-  const NO_PATH = "no JSONPath can name this key: it contains a line break";
+  // (a\b is ['a\\b'], it's is ['it\'s'], both quotes work). null when the path cannot be
+  // put in a path box: it holds one line, so a key with a line break cannot be typed there.
+  const NO_PATH = "cannot pick this key: it has a line break, which a one-line path box cannot hold " +
+    "(in a rule file, write the path as a double-quoted YAML string with \\n)";
   function pathSegment(key) {
     if (typeof key === "number") return `[${key}]`;
     if (/[\r\n]/.test(key)) return null;
@@ -1027,14 +1028,14 @@
     box.replaceChildren(ul);
   }
 
-  function noPath(e) {  // a key (or one inside it) that no path can name: say so
+  function noPath(e) {  // a key (or one inside it) no path box can hold: say so
     e.preventDefault(); e.stopPropagation();
     const err = $("#rb-sample-error");
     err.textContent = `${e.currentTarget.textContent}: ${NO_PATH}`;
     err.hidden = false;
   }
 
-  function treeNode(key, value, path, depth) {  // path null: no JSONPath can name it
+  function treeNode(key, value, path, depth) {  // path null: it cannot be picked
     const keyBtn = path === null
       ? h("button", { type: "button", class: "rb-key", "aria-disabled": "true", "data-nopath": "",
         title: NO_PATH, onclick: noPath }, String(key))

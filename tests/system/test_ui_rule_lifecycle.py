@@ -1,9 +1,12 @@
 """A rule's lifecycle in Chromium (issue 14): rename in the builder (one rule, one
 delivery per event), delete a rule and a source with confirmations that say what goes,
-the versions page (diff, restore), export and import with a preview."""
+the versions page (diff, restore), export and import with a preview.
+Set HOOKWISE_SCREENSHOTS=1 to (re)write ``docs/screenshots/rule-versions.png`` and
+``docs/screenshots/import-preview.png``."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,6 +19,12 @@ from engine.store.queries import get_event
 from engine.store.rule_files import apply_paths, export
 
 pytestmark = pytest.mark.slow
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    if os.environ.get("HOOKWISE_SCREENSHOTS"):
+        page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 RULES = """
 sources: [{slug: shop}]
@@ -122,6 +131,7 @@ def test_versions_page_diff_and_restore(logged_in, live_server, rt, forward, api
     # side by side: v1 and v2, the added line marked
     diff = page.locator("table.diff")
     expect(diff.locator("td.add")).to_have_text(re.compile("priority: 5"))
+    screenshot(page, "rule-versions.png")
     page.get_by_label("Older").select_option("2")
     page.get_by_label("Newer").select_option("2")
     page.get_by_role("button", name="Compare").click()
@@ -171,6 +181,7 @@ def test_export_then_import_with_a_preview(logged_in, live_server, rt, forward, 
     expect(page.locator("#plan-rule-ui-forward")).to_contain_text("changed")
     expect(page.locator("#plan-rule-ui-forward")).to_contain_text("changed priority")
     expect(page.locator("#plan-rule-imported")).to_contain_text("created")
+    screenshot(page, "import-preview.png")
     assert rt.catalog.get_rule("imported") is None
     page.get_by_role("button", name="Apply team.yaml").click()
     expect(page.get_by_role("alert")).to_contain_text(

@@ -227,7 +227,10 @@
     const scalarDefault = typeof f.default === "string" || typeof f.default === "number";
     const field = {
       ...look,
-      widget: look.part ? "part" : look.widget || WIDGET_OF_KIND[f.kind] || "yaml",
+      // a list of objects or of steps (a flow block's cases and steps) is edited as YAML
+      widget: look.part ? "part" : look.widget
+        || (f.kind === "list" && (f.items === "object" || f.items === "step") ? "yaml" : null)
+        || WIDGET_OF_KIND[f.kind] || "yaml",
       tpl: f.template, typed: f.values === "any", required: f.required, default: f.default,
       placeholder: look.placeholder || (scalarDefault ? String(f.default) : null),
     };
@@ -1157,20 +1160,38 @@
       parts.push(h("p", { class: "rb-muted" }, "No conditions: every event matches."));
     }
     if (res.steps && res.steps.length) {
-      parts.push(h("h3", {}, "Steps"));
-      const ol = h("ol", { class: "rb-step-previews" });
-      res.steps.forEach((st) => {
-        let detail;
-        if (st.error) detail = h("p", { class: "rb-fail rb-step-error" }, `✗ ${st.error}`);
-        else if (!st.would_run) detail = h("p", { class: "rb-muted" }, `skipped — ${st.skipped_reason || "its condition is false"}`);
-        else detail = h("pre", { class: "rb-rendered" }, JSON.stringify(st.rendered, null, 2));
-        ol.append(h("li", { class: st.error ? "rb-fail" : st.would_run ? "rb-pass" : "rb-skip" },
-          h("div", {}, h("strong", {}, st.id),
-            st.id === st.type ? null : h("span", { class: "rb-muted" }, ` · ${stepText(st.type).label}`)), detail));
-      });
-      parts.push(ol);
+      parts.push(h("h3", {}, "Steps"), stepPreviews(res.steps));
     }
     out.replaceChildren(...parts);
+  }
+
+  /** The dry run's steps as a tree: a branch's case and the steps it would run, a
+   *  foreach's items each with its steps. */
+  function stepPreviews(steps) {
+    const ol = h("ol", { class: "rb-step-previews" });
+    steps.forEach((st) => {
+      let detail;
+      if (st.error) detail = h("p", { class: "rb-fail rb-step-error" }, `✗ ${st.error}`);
+      else if (!st.would_run) detail = h("p", { class: "rb-muted" }, `skipped — ${st.skipped_reason || "its condition is false"}`);
+      else if (st.type === "branch") {
+        detail = h("p", { class: "rb-case" }, st.case === null || st.case === undefined
+          ? "no case holds: nothing runs" : st.case === "else" ? "no case holds: else runs" : `case ${st.case} runs`);
+      } else if (st.type === "foreach") {
+        const n = (st.items || []).length;
+        detail = h("p", { class: "rb-muted" }, `${n} item${n === 1 ? "" : "s"}`);
+      } else detail = h("pre", { class: "rb-rendered" }, JSON.stringify(st.rendered, null, 2));
+      const inner = [];
+      if (Array.isArray(st.steps) && st.steps.length) inner.push(stepPreviews(st.steps));
+      if (Array.isArray(st.items)) {
+        st.items.forEach((item, i) => inner.push(h("div", { class: "rb-item" },
+          h("p", { class: "rb-muted" }, `item ${i}`), stepPreviews(item))));
+      }
+      ol.append(h("li", { class: st.error ? "rb-fail" : st.would_run ? "rb-pass" : "rb-skip" },
+        h("div", {}, h("strong", {}, st.id),
+          st.id === st.type ? null : h("span", { class: "rb-muted" }, ` · ${stepText(st.type).label}`)), detail,
+        ...inner));
+    });
+    return ol;
   }
 
   async function runTest() {

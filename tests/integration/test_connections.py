@@ -522,3 +522,57 @@ def test_typed_connections_know_their_services_base_urls() -> None:
         parse_connection({"name": "c", "type": "twilio",
                           "auth": {"type": "bearer", "secret": "S"}})
     json.dumps(urls)
+
+
+CONNECTIONS = "/api/v1/connections"
+
+
+def test_connections_api_crud_names_secrets_only(api, rt, tmp_path):  # type: ignore[no-untyped-def]
+    doc = {"name": "crm", "base_url": "https://crm.example.com/api",
+           "auth": {"type": "header", "name": "X-Api-Key", "secret": "CRM_KEY"},
+           "headers": {"X-Source": "hookwise"}}
+    resp = api.post(CONNECTIONS, json=doc)
+    assert resp.status_code == 201, resp.get_json()
+    created = resp.get_json()
+    assert {k: created[k] for k in doc} == doc
+    assert created["missing_secrets"] == ["CRM_KEY"]  # the name, never a value
+    assert resp.headers["Location"] == f"{CONNECTIONS}/crm"
+    assert api.post(CONNECTIONS, json=doc).status_code == 409
+
+    rt.secrets.set("CRM_KEY", "crm-value-1234")
+    got = api.get(f"{CONNECTIONS}/crm").get_json()
+    assert got["missing_secrets"] == [] and "crm-value-1234" not in json.dumps(got)
+    assert [c["name"] for c in api.get(CONNECTIONS).get_json()["items"]] == ["crm"]
+
+    bad = api.put(f"{CONNECTIONS}/crm", json={"base_url": "ftp://x", "auth": {"type": "x"}})
+    assert bad.status_code == 422
+    by_loc = {e["loc"]: e["message"] for e in bad.get_json()["errors"]}
+    assert "absolute http(s) URL" in by_loc["base_url"]
+    assert by_loc["auth"].startswith("unknown auth type 'x'")
+    wrong = api.put(f"{CONNECTIONS}/crm", json={"name": "other", "base_url": "https://x.io"})
+    assert wrong.status_code == 422
+
+    put = api.put(f"{CONNECTIONS}/crm", json={"type": "slack",
+                                              "auth": {"type": "bearer", "secret": "S"}})
+    assert put.status_code == 200, put.get_json()
+    assert put.get_json()["type"] == "slack" and "base_url" not in put.get_json()
+    assert api.put(f"{CONNECTIONS}/new", json={"base_url": "https://n.io"}).status_code == 201
+
+    # in use by a rule: not deleted
+    apply(rt, tmp_path, """
+sources: [{slug: s}]
+rules:
+  - name: notify
+    source: s
+    actions:
+      - {id: b, type: branch, cases: [{when: {path: $.body.x, op: exists},
+         steps: [{id: n, type: webhook, connection: crm, url: chat.postMessage}]}]}
+""")
+    used = api.delete(f"{CONNECTIONS}/crm")
+    assert used.status_code == 409
+    assert "used by rule(s) notify" in used.get_json()["message"]
+    assert api.delete(f"{CONNECTIONS}/new").status_code == 204
+    assert api.get(f"{CONNECTIONS}/new").status_code == 404
+    assert api.delete(f"{CONNECTIONS}/new").status_code == 404
+    doc_paths = api.get("/api/v1/openapi.json").get_json()["paths"]
+    assert {"/api/v1/connections", "/api/v1/connections/{name}"} <= set(doc_paths)

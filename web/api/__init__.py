@@ -1,7 +1,7 @@
 """The JSON API under /api/v1 (bearer token or login session, enforced by ``web.auth``).
 
 One module per concept registers its operations on the blueprint in ``registry``:
-``sources``, ``rules``, ``drafts`` (dry run and backtest), ``secrets``, ``events``,
+``sources``, ``connections``, ``rules``, ``drafts`` (dry run and backtest), ``secrets``, ``events``,
 ``executions``, ``destinations``, ``rejections``, ``stats``, ``tokens`` and ``openapi`` (the
 document built from the same registry).
 Request and response bodies are pydantic models in ``models``; errors in ``errors``.
@@ -12,6 +12,7 @@ from __future__ import annotations
 from flask import Flask
 
 from web.api import (  # noqa: F401 - importing registers the operations
+    connections,
     destinations,
     drafts,
     events,

@@ -153,7 +153,6 @@ def test_dry_run_has_the_workers_cpu_limit_in_a_web_thread(live_server, api_toke
     """Issue 12, item 5: a dry run served by a web thread (not the main thread, where a
     signal timer would do) stops at the worker's CPU budget, and the thread is free
     again for the next request."""
-    import time
 
     import httpx
 

@@ -8,6 +8,9 @@ Re-exported by ``rules.schema``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
@@ -46,7 +49,7 @@ class Predicate(StrictModel):
         if value is None or op is None:
             return value
         problem = _never_matches(op, path, value)
-        if problem is not None:
+        if problem is not None and (_CHECK_AT_SAVE.get() or problem.startswith(_ALWAYS)):
             raise ValueError(problem)
         if op == "regex":
             try:
@@ -68,6 +71,24 @@ class Predicate(StrictModel):
                 f"`{self.path} {self.op}` takes no `value` (it tests {_NO_VALUE[self.op]}); "
                 "remove `value` (or `value_path`), or use `eq` to compare with a value")
         return self
+
+
+_CHECK_AT_SAVE: ContextVar[bool] = ContextVar("check_at_save", default=True)
+_ALWAYS = ("op 'in' needs", "op 'nin' needs", "op 'regex' needs")
+"""Refused before the never-matches checks existed: stored rules never hold these."""
+
+
+@contextmanager
+def stored_conditions() -> Iterator[None]:
+    """Read rules saved before a check refused them: a stored ``eq [a, b]`` or ``gt true``
+    loads (and behaves as it always did) instead of failing the whole rule set. Saving
+    (``apply``, the API, the builder) keeps refusing them; the engine wraps its reads of
+    stored specs in this."""
+    token = _CHECK_AT_SAVE.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_AT_SAVE.reset(token)
 
 
 _NO_VALUE = {

@@ -34,6 +34,7 @@ from engine.store.models import (
     Source,
 )
 from rules.compiled import CompiledRule, compile_rule
+from rules.condition_models import stored_conditions
 from rules.connection_models import ConnectionSpec
 from rules.match import RuleSet
 from rules.schema import (
@@ -111,7 +112,8 @@ class Catalog:
             if self._ruleset is None or self._ruleset.version != v:
                 with Session(self.db) as s:
                     rows = s.exec(select(Rule)).all()
-                specs = [parse_rule(r.spec) for r in rows]
+                with stored_conditions():  # saved before a never-matches check refused it
+                    specs = [parse_rule(r.spec) for r in rows]
                 self._rule_versions = {r.name: r.version for r in rows}
                 self._ruleset = RuleSet(specs, version=v)
             return self._ruleset, self._rule_versions
@@ -174,7 +176,8 @@ class Catalog:
             ).first()
         if row is None:
             raise LookupError(f"rule {name!r} version {version} is not stored")
-        compiled = compile_rule(parse_rule(row.spec))
+        with stored_conditions():
+            compiled = compile_rule(parse_rule(row.spec))
         if len(self._revisions) > 4096:
             self._revisions.clear()
         self._revisions[key] = compiled

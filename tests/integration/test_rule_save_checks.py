@@ -173,3 +173,29 @@ def test_the_builder_shows_the_message_beside_the_value(logged_in, live_server, 
     assert "eq with a list compares to the whole list; did you mean `in`?" in text, text
     assert "$.body.currency" in text
     assert rt.catalog.get_rule("eu-orders") is None
+
+
+# --- rules stored before these checks still load ---------------------------------------------
+
+
+def test_a_rule_stored_before_the_checks_still_loads_and_runs(rt, shop) -> None:  # type: ignore[no-untyped-def]
+    from sqlmodel import Session, select
+
+    from engine.store.models import Rule
+
+    rt.catalog.save([], [parse_rule({**_rule({"path": "$.body.currency", "op": "eq",
+                                              "value": "usd"}), "name": "old-eq-list"}),
+                         parse_rule({**_rule({"path": "$.body.currency", "op": "eq",
+                                              "value": "usd"}), "name": "fine"})])
+    with Session(rt.catalog.db) as s:  # as an older Hookwise saved it: eq with a list
+        row = s.exec(select(Rule).where(Rule.name == "old-eq-list")).one()
+        row.spec = {**row.spec, "when": {"path": "$.body.currency", "op": "eq",
+                                         "value": ["usd", "eur"]}}
+        s.add(row)
+        s.commit()
+    ruleset, _ = rt.catalog.ruleset()  # one old rule must not fail the whole rule set
+    doc = {"body": {"currency": "usd"}, "headers": {}, "query": {}, "event": {}}
+    results = {r.rule.name: r.matched for r in ruleset.match(doc, "shop")}
+    assert results == {"fine": True, "old-eq-list": False}  # as before: the whole list
+    with pytest.raises(RuleValidationError):  # saving it again is refused
+        parse_rule(rt.catalog.get_rule("old-eq-list").spec)

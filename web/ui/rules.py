@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from engine.store import queries
 from engine.store.models import Rule
 from engine.store.rule_files import to_yaml
+from rules.condition_models import stored_conditions
 from rules.schema import parse_rule
 from web.api.errors import ApiError
 from web.api.rules import principal, restore, versions_out
@@ -24,7 +25,8 @@ from web.ui import bp, is_htmx
 
 
 def rule_row(row: Rule, activity: dict[str, Any], executions: int = 0) -> dict[str, Any]:
-    spec = parse_rule(row.spec)
+    with stored_conditions():
+        spec = parse_rule(row.spec)
     return {"name": row.name, "source": row.source, "enabled": row.enabled,
             "priority": row.priority, "version": row.version, "stop": spec.stop,
             "description": spec.description, "steps": [a.type for a in spec.actions],
@@ -65,7 +67,8 @@ def rule_toggle(name: str) -> Any:
     row = rt.catalog.get_rule(name)
     if row is None:
         abort(404, f"There is no rule “{name}”.")
-    spec = parse_rule(row.spec)
+    with stored_conditions():
+        spec = parse_rule(row.spec)
     rt.catalog.save([], [spec.model_copy(update={"enabled": not spec.enabled})],
                     actor=principal())
     row = rt.catalog.get_rule(name)

@@ -22,6 +22,7 @@ Regexes inside a path (``[?(@.k =~ "...")]`` filters and `` `sub(/re/, repl)` ``
 run on Python's backtracking ``re`` and could stall a worker on one hostile value, so the
 parsed tree is rewritten to match with RE2 (linear time, the same engine as the ``regex``
 operator); a pattern RE2 cannot compile, or a non-string pattern, is refused at compile.
+So is ``&`` between two paths (jsonpath-ng parses it but cannot evaluate it).
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ from functools import lru_cache
 from typing import Any
 
 from jsonpath_ng import DatumInContext, JSONPath
-from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext import parse as _jsonpath_parse
 from jsonpath_ng.ext.filter import Expression as _Expression
 from jsonpath_ng.ext.string import Sub as _Sub
+from jsonpath_ng.jsonpath import _Intersect
 
 from rules.errors import PathError, RegexError
 from rules.operators import compile_regex
@@ -153,6 +154,9 @@ def _harden(node: Any, expr: str) -> Any:
                               _re2(expr, node.value, "a '=~' filter"))
     if isinstance(node, _Sub):
         node.regex = _re2(expr, node.expr, "`sub()`")
+    if isinstance(node, _Intersect):  # parsed, but its find() raises NotImplementedError
+        raise PathError(f"invalid JSONPath {expr!r}: '&' between two paths (an "
+                        "intersection) is not supported; inside a filter use '&&'")
     return node
 
 
@@ -192,14 +196,21 @@ def _quote_names(expr: str) -> str:
 
 
 def _parse_jsonpath_ng(expr: str) -> Any:
+    # jsonpath-ng refuses a path with its lexer's and parser's errors, and with whatever a
+    # named operator's constructor raises (`split(x)`: DefintionInvalid, `sub(/[/, x)`:
+    # re.error); a warning (its deprecations, when warnings are errors) is no refusal
     try:
         return _jsonpath_parse(_quote_names(expr))
-    except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError) as exc:
+    except Warning:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above
         # name the problem as jsonpath-ng sees the text the author wrote (its columns)
         reason: Exception = exc
         try:
             _jsonpath_parse(expr)
-        except (JsonPathLexerError, JsonPathParserError, ValueError, TypeError) as original:
+        except Warning:
+            pass
+        except Exception as original:  # noqa: BLE001
             reason = original
         raise PathError(f"invalid JSONPath {expr!r}: {reason}") from exc
 

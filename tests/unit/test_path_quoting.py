@@ -68,6 +68,12 @@ def test_quoted_names_keep_literals(expr: str, expected: list[Any]) -> None:
         "$.a b",
         "$.body[",
         "$.body.where[?(@.t == 'a')",
+        # a named operator's own refusals (DefintionInvalid, re.error) are PathErrors too
+        "$.body.a.`split(,, x, -1)`",
+        "$.body.a.`str(x)`",
+        "$.body.a.`sub(x)`",
+        "$.body.a.`sub(/[/, x)`",
+        "$.body.a.`nope`",
     ],
 )
 def test_invalid_selectors_stay_refused(expr: str) -> None:

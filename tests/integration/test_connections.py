@@ -576,3 +576,61 @@ rules:
     assert api.delete(f"{CONNECTIONS}/new").status_code == 404
     doc_paths = api.get("/api/v1/openapi.json").get_json()["paths"]
     assert {"/api/v1/connections", "/api/v1/connections/{name}"} <= set(doc_paths)
+
+
+def test_ui_connections_page_creates_edits_and_deletes(client, user, rt, tmp_path):  # type: ignore[no-untyped-def]
+    from tests.integration.test_ui_pages import log_in, post_form, text_of
+
+    ui = log_in(client)
+    assert "No connections yet" in text_of(ui.get("/connections"))
+    assert 'href="/connections"' in text_of(ui.get("/"))  # in the navigation
+
+    bad = post_form(ui, "/connections/new", {
+        "name": "crm", "type": "http", "base_url": "ftp://crm", "auth.type": "basic",
+        "auth.secret": "CRM_PASSWORD"})
+    assert bad.status_code == 400
+    page = text_of(bad)
+    assert "base_url must be an absolute http(s) URL" in page
+    assert "auth.username" in page or "username" in page
+
+    made = post_form(ui, "/connections/new", {
+        "name": "crm", "type": "http", "base_url": "https://crm.example.com/api",
+        "auth.type": "basic", "auth.username": "ops", "auth.secret": "CRM_PASSWORD",
+        "auth.name": "ignored for basic", "headers": "X-Env: prod\n"})
+    assert made.status_code == 302, text_of(made)
+    assert parse_connection_row(rt, "crm") == {
+        "name": "crm", "base_url": "https://crm.example.com/api",
+        "auth": {"type": "basic", "username": "ops", "secret": "CRM_PASSWORD"},
+        "headers": {"X-Env": "prod"}}
+    listed = text_of(ui.get("/connections"))
+    assert "https://crm.example.com/api" in listed and "not set: CRM_PASSWORD" in listed
+
+    edit = text_of(ui.get("/connections/crm"))
+    assert 'value="ops"' in edit and "X-Env: prod" in edit
+    saved = post_form(ui, "/connections/crm", {"type": "slack", "auth.type": "bearer",
+                                               "auth.secret": "SLACK_TOKEN"})
+    assert saved.status_code == 302, text_of(saved)
+    assert parse_connection_row(rt, "crm") == {
+        "name": "crm", "type": "slack", "auth": {"type": "bearer", "secret": "SLACK_TOKEN"}}
+    assert "https://slack.com/api" in text_of(ui.get("/connections"))
+
+    apply(rt, tmp_path, """
+sources: [{slug: s}]
+rules:
+  - {name: uses, source: s, actions: [{type: webhook, connection: crm, url: x}]}
+""")
+    assert "cannot be deleted while rules use it" in text_of(ui.get("/connections/crm/delete"))
+    kept = post_form(ui, "/connections/crm/delete", {})
+    assert kept.status_code == 302 and parse_connection_row(rt, "crm") is not None
+    rt.catalog.delete_rule("uses")
+    gone = post_form(ui, "/connections/crm/delete", {})
+    assert gone.status_code == 302
+    assert parse_connection_row(rt, "crm") is None
+    assert ui.get("/connections/crm").status_code == 404
+
+
+def parse_connection_row(rt, name: str):  # type: ignore[no-untyped-def]
+    from engine.store.connections import get_row
+
+    row = get_row(rt.db, name)
+    return None if row is None else row.spec

@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, render_template, request
 bp = Blueprint("ui", __name__)
 
 PAGE_MODULES = ("dashboard", "sources", "rules", "events", "secrets", "tokens", "rejections",
-                "inspect", "transfer")
+                "inspect", "transfer", "connections")
 
 
 def is_htmx() -> bool:

@@ -171,7 +171,8 @@ def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
     with rt.db.begin() as conn:
         running = conn.execute(
             select(steps.c.id, steps.c.execution_id, steps.c.step_id, steps.c.claimed_by,
-                   steps.c.started_at)
+                   steps.c.started_at, steps.c.type,
+                   steps.c.rendered.is_(None).label("undecided"))
             .where(steps.c.status == StepStatus.running.value).limit(BATCH)
         ).all()
         living = liveness.alive(rt.redis, (r.claimed_by for r in running if r.claimed_by))
@@ -182,8 +183,19 @@ def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
                 and r.started_at < now - timedelta(seconds=DEAD_GRACE_S))
             or r.started_at < too_old
         ]
+        # A flow block that has decided (its case, its items) was only holding its
+        # steps: the step running inside it counts the death, so a long foreach killed
+        # by three deploys is resumed, not failed.
+        holding = {r.id for r in running
+                   if r.type in ("branch", "foreach") and not r.undecided}
         failed: set[str] = set()
         for step_id, execution_id, name in stale:
+            if step_id in holding:
+                conn.execute(update(steps).where(
+                    steps.c.id == step_id, steps.c.status == StepStatus.running.value,
+                ).values(status=StepStatus.waiting.value, next_attempt_at=now,
+                         claimed_by=None))
+                continue
             deaths = count_death(rt, "step", step_id)
             still_running = and_(steps.c.id == step_id,
                                  steps.c.status == StepStatus.running.value)

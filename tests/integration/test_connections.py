@@ -634,3 +634,20 @@ def parse_connection_row(rt, name: str):  # type: ignore[no-untyped-def]
 
     row = get_row(rt.db, name)
     return None if row is None else row.spec
+
+
+def test_the_readme_connection_example_is_a_valid_rule_file() -> None:
+    import re
+    from pathlib import Path
+
+    from rules.schema import parse_rule_file
+    from rules.validation import load_yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Connections: base URL, auth and headers, by name", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    doc = parse_rule_file(load_yaml(block.group(1), file="README.md"), file="README.md")
+    [conn] = doc.connections
+    assert (conn.type, conn.url) == ("slack", "https://slack.com/api")
+    assert doc.rules[0].actions[0].connection == "slack"  # type: ignore[union-attr]

@@ -197,16 +197,32 @@ def _print_report(rep: Any) -> None:
         click.echo("  (no conditions: matches every event of its source)")
     if rep.reason:
         click.echo(f"  reason: {rep.reason}")
-    for st in rep.steps:
-        if not st.would_run:
-            click.echo(f"  step {st.id} ({st.type}): skipped — {st.skipped_reason}")
-        elif st.error:
-            click.echo(f"  step {st.id} ({st.type}): " + click.style("ERROR", fg="red")
-                       + f" {st.error}")
-        else:
-            rendered = json.dumps(st.rendered, indent=2, default=str).replace("\n", "\n    ")
-            click.echo(f"  step {st.id} ({st.type}) would send:\n    {rendered}")
+    _print_steps(rep.steps, "  ")
     click.echo("  (dry run: nothing was sent, written or stored)")
+
+
+def _print_steps(steps: Any, pad: str) -> None:
+    """Each step's preview; a flow block's steps indented under it (a branch's case, a
+    foreach's items)."""
+    for st in steps:
+        if not st.would_run:
+            click.echo(f"{pad}step {st.id} ({st.type}): skipped — {st.skipped_reason}")
+        elif st.error:
+            click.echo(f"{pad}step {st.id} ({st.type}): " + click.style("ERROR", fg="red")
+                       + f" {st.error}")
+        elif st.type == "branch":
+            case = "no case holds" if st.case is None else f"case {st.case} runs"
+            click.echo(f"{pad}step {st.id} (branch): {case}")
+            _print_steps(st.steps or [], pad + "  ")
+        elif st.type == "foreach":
+            click.echo(f"{pad}step {st.id} (foreach): {len(st.items or [])} item(s)")
+            for i, item in enumerate(st.items or []):
+                click.echo(f"{pad}  item {i}:")
+                _print_steps(item, pad + "    ")
+        else:
+            rendered = json.dumps(st.rendered, indent=2, default=str).replace(
+                "\n", "\n" + pad + "  ")
+            click.echo(f"{pad}step {st.id} ({st.type}) would send:\n{pad}  {rendered}")
 
 
 @click.command()

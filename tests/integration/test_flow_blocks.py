@@ -487,3 +487,74 @@ rules:
     work(until=lambda: not t.is_alive(), timeout=10)
     t.join()
     assert result["resp"].get_json() == {"text": "hello ann"}
+
+
+def test_retrying_a_failed_foreach_runs_only_the_failed_item_again(  # type: ignore[no-untyped-def]
+        rt, client, api, sink, work, tmp_path):
+    apply(rt, tmp_path, f"""
+sources: [{{slug: s}}]
+rules:
+  - name: r
+    source: s
+    actions:
+      - id: each
+        type: foreach
+        items: $.body.items[*]
+        steps: [{{id: call, type: webhook, url: "{sink.url}/call/{{{{ item }}}}"}}]
+      - {{id: after, type: webhook, url: "{sink.url}/after"}}
+""")
+    sink.queue("/call/b", Reply(status=404))  # fails once; the retry is answered 200
+    client.post("/hooks/s", json={"items": ["a", "b", "c"]})
+    work(until=finished(rt, 1))
+    (ex,) = executions(rt)
+    assert status(ex.status) == "failed" and "item 1: step call" in (ex.error or "")
+    assert [r.path for r in sink.requests] == ["/call/a", "/call/b"]
+    assert api.post(f"/api/v1/executions/{ex.id}/retry").status_code in (200, 202)
+    work(until=lambda: status(executions(rt)[0].status) == "succeeded")
+    assert [r.path for r in sink.requests] == ["/call/a", "/call/b", "/call/b", "/call/c",
+                                               "/after"]
+    keys = [r.headers["idempotency-key"] for r in sink.requests if r.path == "/call/b"]
+    assert keys == [f"{ex.id}:call:1"] * 2
+
+
+def test_a_block_with_on_error_continue_lets_the_chain_go_on(  # type: ignore[no-untyped-def]
+        rt, client, sink, work, tmp_path):
+    apply(rt, tmp_path, f"""
+sources: [{{slug: s}}]
+rules:
+  - name: r
+    source: s
+    actions:
+      - id: route
+        type: branch
+        on_error: continue
+        cases:
+          - when: {{path: $.body.go, op: eq, value: true}}
+            steps: [{{id: call, type: webhook, url: "{sink.url}/bad"}}]
+      - {{id: after, type: webhook, url: "{sink.url}/after",
+         json: {{case: "{{{{ steps.route.case }}}}"}}}}
+""")
+    sink.respond("/bad", Reply(status=400))
+    client.post("/hooks/s", json={"go": True})
+    work(until=finished(rt, 1))
+    (ex,) = executions(rt)
+    assert status(ex.status) == "succeeded", ex.error
+    assert [r.path for r in sink.requests] == ["/bad", "/after"]
+    assert sink.requests[1].json() == {"case": 0}
+    rows = {r.step_id: r for r in step_rows(rt, ex.id)}
+    assert status(rows["route"].status) == "failed"
+    assert (rows["route"].error or "").startswith("step call: ")
+
+
+def test_hookwise_test_prints_the_tree(tmp_path):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.rule_files import test_cmd
+
+    (tmp_path / "r.yaml").write_text(FOREACH.format(url="https://ship.example"))
+    (tmp_path / "p.json").write_text('{"line_items": [{"sku": "a", "qty": 1}, {"sku": "b"}]}')
+    out = CliRunner().invoke(test_cmd, [str(tmp_path / "r.yaml"), "--payload",
+                                        str(tmp_path / "p.json")]).output
+    assert "step each_item (foreach): 2 item(s)" in out
+    assert out.index("item 0:") < out.index('"sku": "a"') < out.index("item 1:")
+    assert "step ship (webhook): skipped" in out  # item 1 has no qty

@@ -58,6 +58,8 @@ CREDENTIAL_NAME = re.compile(
     r"auth|cookie|signature|token|secret|hmac|api[-_]?key|password|passwd|session|"
     r"(^|[-_])sig($|[-_])|(^|[-_])key$", re.IGNORECASE)
 
+NOT_CREDENTIALS = frozenset({"idempotency-key", "x-idempotency-key"})  # names, not secrets
+
 TABLE = RejectedRequest.__table__  # type: ignore[attr-defined]
 
 
@@ -98,7 +100,9 @@ class Rejection:
 
 def is_credential(name: str, extra: Iterable[str] = ()) -> bool:
     low = name.lower()
-    return low in {e.lower() for e in extra} or CREDENTIAL_NAME.search(low) is not None
+    if low in {e.lower() for e in extra}:
+        return True
+    return low not in NOT_CREDENTIALS and CREDENTIAL_NAME.search(low) is not None
 
 
 def scrub(values: dict[str, Any], extra: Iterable[str] = ()) -> dict[str, Any]:

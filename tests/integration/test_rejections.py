@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, insert, select, text
 
@@ -91,6 +94,7 @@ def test_credential_names_are_recognised() -> None:
              "X-Gitlab-Token", "Proxy-Authorization", "X-Sig", "password", "session_id"]
     assert rejections.scrub({n: "v" for n in names}) == {n: "[redacted]" for n in names}
     kept = ["Content-Type", "User-Agent", "X-GitHub-Event", "X-Request-Id", "Webhook-Id",
+            "Idempotency-Key",
             "Webhook-Timestamp", "Stripe-Account", "X-Forwarded-For", "Monkey"]
     assert rejections.scrub({n: "v" for n in kept}) == {n: "v" for n in kept}
 
@@ -224,3 +228,47 @@ def test_the_source_page_and_the_events_list_say_what_was_rejected(sources, rt, 
     assert listing.count('id="rejection-') == 12 and reason in listing
     assert "[redacted]" in listing and sig not in listing
     assert "No rejected requests" in client.get("/rejections?source=open").get_data(as_text=True)
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.mark.slow
+def test_a_rejected_request_is_visible_with_its_reason_in_the_browser(  # type: ignore[no-untyped-def]
+        sources, rt, logged_in, live_server):
+    """Chromium: the source's page says how many were rejected and why; the link opens
+    the list, where the request shows its reason and its headers without credentials.
+    HOOKWISE_SCREENSHOTS=1 (re)writes docs/screenshots/rejections.png."""
+    from playwright.sync_api import expect
+
+    page = logged_in
+    for _ in range(3):
+        resp = httpx.post(f"{live_server}/hooks/gh", json={"action": "opened"},
+                          headers={"X-Hub-Signature-256": "sha256=" + "ab" * 32,
+                                   "X-GitHub-Event": "pull_request"})
+        assert resp.status_code == 401
+    reason = resp.json()["message"]
+    rt.rejections.flush()
+
+    page.goto(f"{live_server}/sources/gh")
+    note = page.get_by_test_id("rejections-note")
+    expect(note).to_contain_text("3 rejected in the last hour")
+    expect(note).to_contain_text(reason)
+    note.get_by_role("link", name="3 rejected in the last hour").click()
+    expect(page).to_have_url(f"{live_server}/rejections?source=gh&since=1h")
+    rows = page.locator("table.rejections tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("401")
+    expect(rows.first).to_contain_text(reason)
+    rows.first.locator("summary").click()
+    details = rows.first.locator("details pre").first
+    expect(details).to_contain_text('"x-hub-signature-256": "[redacted]"')
+    expect(details).to_contain_text('"x-github-event": "pull_request"')
+    assert "ab" * 32 not in page.content()
+
+    page.goto(f"{live_server}/events")
+    expect(page.get_by_test_id("rejections-note")).to_contain_text("3 rejected in the last hour")
+    if os.environ.get("HOOKWISE_SCREENSHOTS"):
+        page.goto(f"{live_server}/rejections?source=gh&since=1h")
+        page.locator("table.rejections tbody tr").first.locator("summary").click()
+        page.screenshot(path=str(SCREENSHOTS / "rejections.png"), full_page=True)

@@ -145,6 +145,9 @@ def test_a_newcomer_reaches_a_first_delivered_rule(  # type: ignore[no-untyped-d
             time.sleep(0.5)
             page.reload()
         expect(got.first).to_contain_text('"kind": "ping"')
+        if os.environ.get("HOOKWISE_SCREENSHOTS"):  # (re)writes docs/screenshots/inspector.png
+            page.screenshot(path=str(ROOT / "docs" / "screenshots" / "inspector.png"),
+                            full_page=True)
         wall = time.monotonic() - started
         record_property("first_run_wall_s", round(wall, 1))
         print(f"\nfirst run: serve → first delivered rule through the browser in {wall:.1f} s")
@@ -168,7 +171,7 @@ def test_a_newcomer_reaches_a_first_delivered_rule(  # type: ignore[no-untyped-d
         deadline = time.monotonic() + 60
         while True:
             page.reload()
-            bodies = page.locator('[data-testid="inspected-request"] pre').all_inner_texts()
+            bodies = page.locator('[data-testid="inspected-request"] pre').all_text_contents()
             if any('"echo": "HELLO"' in b for b in bodies):
                 break
             assert time.monotonic() < deadline, bodies

@@ -32,6 +32,18 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 """Where each typed connection calls when ``base_url`` is not given (``http`` and
 ``teams`` have none: a Teams incoming webhook's URL is its own)."""
 
+SERVICE_DESTINATIONS: dict[str, dict[str, Any]] = {
+    # the Bot API's documented limit: about 30 messages a second per bot
+    "api.telegram.org": {"host": "api.telegram.org", "rate_limit": {"requests": 30, "per_s": 1}},
+    # Discord's global limit: 50 requests a second per bot
+    "discord.com": {"host": "discord.com", "rate_limit": {"requests": 50, "per_s": 1}},
+    # Stripe's live-mode limit: 100 operations a second
+    "api.stripe.com": {"host": "api.stripe.com", "rate_limit": {"requests": 100, "per_s": 1}},
+}
+"""Destination limits (``destinations:`` entries) the engine applies to these services'
+hosts when none is configured for them; Slack, Twilio and the rest are held back by
+their 429 answers (Retry-After, the destination's slow-down) instead."""
+
 AUTH_SHAPES: dict[str, tuple[str, ...]] = {
     "slack": ("bearer", "oauth2_client_credentials"),
     "telegram": ("bearer",),  # the bot token, put in the path: /bot<token>/

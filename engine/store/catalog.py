@@ -135,7 +135,9 @@ class Catalog:
 
     def destination(self, destination: str) -> DestinationSpec | None:
         """The limits configured for ``scheme://host:port``: an entry for exactly that,
-        else one for its host name; refreshed like sources."""
+        else one for its host name, else a known service's default (Telegram, Discord,
+        Stripe: ``rules.connection_models.SERVICE_DESTINATIONS``); refreshed like
+        sources."""
         if time.monotonic() - self._destinations_checked >= SOURCE_CHECK_INTERVAL_S:
             with self._refresh_lock:
                 now = time.monotonic()
@@ -149,12 +151,13 @@ class Catalog:
                         self._destinations_version = v
                     self._destinations_checked = now
         if not self._destinations:
-            return None
+            return stored_connections.service_destination(destination)
         exact = self._destinations.get(destination)
         if exact is not None:
             return exact
         host = destination.split("://", 1)[-1].rsplit(":", 1)[0]
-        return self._destinations.get(host)
+        return self._destinations.get(host) or stored_connections.service_destination(
+            destination)
 
     def invalidate(self) -> None:
         self._destinations_checked = 0.0

@@ -18,7 +18,13 @@ from sqlmodel import Session, select
 
 from engine.ids import utcnow
 from engine.store.models import Connection
-from rules.connection_models import ConnectionSpec, dump_connection, parse_connection
+from rules.connection_models import (
+    SERVICE_DESTINATIONS,
+    ConnectionSpec,
+    dump_connection,
+    parse_connection,
+)
+from rules.schema import DestinationSpec, parse_destination
 
 _VERSION_SQL = text("SELECT value FROM meta WHERE key = 'ruleset_version'")
 
@@ -75,3 +81,13 @@ def lookup(db: Engine, name: str) -> ConnectionSpec | None:
                 table.specs = {r.name: parse_connection(r.spec) for r in list_rows(db)}
                 table.version = version
     return table.specs.get(name)
+
+
+_service_limits = {host: parse_destination(doc) for host, doc in SERVICE_DESTINATIONS.items()}
+
+
+def service_destination(destination: str) -> DestinationSpec | None:
+    """The default limits of a known service's host (``scheme://host:port``), for when no
+    ``destinations:`` entry names it (``rules.connection_models.SERVICE_DESTINATIONS``)."""
+    host = destination.split("://", 1)[-1].rsplit(":", 1)[0].lower()
+    return _service_limits.get(host)

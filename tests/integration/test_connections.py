@@ -651,3 +651,23 @@ def test_the_readme_connection_example_is_a_valid_rule_file() -> None:
     [conn] = doc.connections
     assert (conn.type, conn.url) == ("slack", "https://slack.com/api")
     assert doc.rules[0].actions[0].connection == "slack"  # type: ignore[union-attr]
+
+
+def test_service_hosts_get_default_destination_limits(rt, tmp_path):  # type: ignore[no-untyped-def]
+    catalog = rt.catalog
+    tg = catalog.destination("https://api.telegram.org:443")
+    assert tg is not None and tg.rate_limit is not None
+    assert (tg.rate_limit.requests, tg.rate_limit.per_s) == (30, 1)
+    assert catalog.destination("https://discord.com:443").rate_limit.requests == 50
+    assert catalog.destination("https://api.stripe.com:443").rate_limit.requests == 100
+    assert catalog.destination("https://example.com:443") is None
+    apply(rt, tmp_path, """
+destinations:
+  - {host: api.telegram.org, rate_limit: {requests: 5, per_s: 1}}
+  - {host: example.com, concurrency: 3}
+""")
+    catalog.invalidate()
+    # a configured entry wins over the service's default; other services keep theirs
+    assert catalog.destination("https://api.telegram.org:443").rate_limit.requests == 5
+    assert catalog.destination("https://discord.com:443").rate_limit.requests == 50
+    assert catalog.destination("https://example.com:443").concurrency == 3

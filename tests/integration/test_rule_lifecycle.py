@@ -288,6 +288,17 @@ def test_import_shows_validation_errors_with_file_and_field(ui, rt, forwarded): 
     binary = post_form(ui, "/import", {"file": (io.BytesIO(b"\xff\xfe\x00"), "x.yaml")},
                        page="/import", content_type="multipart/form-data")
     assert binary.status_code == 400 and "not UTF-8 text" in text_of(binary)
+    big = b"rules: []\n" + b"#" * 450_000  # past the import's limit
+    resp = post_form(ui, "/import", {"file": (io.BytesIO(big), "big.yaml")},
+                     page="/import", content_type="multipart/form-data")
+    assert resp.status_code == 400 and "big.yaml is larger than 400 kB" in text_of(resp)
+    # past the request's limit (HOOKWISE_MAX_BODY_BYTES): the import page says so too
+    ui.application.config["MAX_CONTENT_LENGTH"] = 100_000
+    huge = b"rules: []\n" + b"#" * 200_000
+    resp = post_form(ui, "/import", {"file": (io.BytesIO(huge), "huge.yaml")},
+                     page="/import", content_type="multipart/form-data")
+    assert resp.status_code == 413 and resp.mimetype == "text/html"
+    assert "more than one import takes" in text_of(resp)
 
 
 def test_cli_apply_dry_run_prints_the_same_plan(rt, forwarded, tmp_path: Path, env):  # type: ignore[no-untyped-def]

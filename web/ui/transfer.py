@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from engine.store.catalog import Change
@@ -20,9 +21,11 @@ from engine.store.rule_files import (
 from rules.errors import RuleValidationError
 from web.api.rules import principal
 from web.context import runtime
+from web.errors import error_response
 from web.ui import bp
 
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+# below werkzeug's 500 kB limit on one form field: the preview carries the text to apply
+MAX_UPLOAD_BYTES = 400_000
 ACTION_WORDS = {"created": "created", "updated": "changed", "unchanged": "unchanged"}
 
 
@@ -60,11 +63,23 @@ def _read_upload() -> tuple[str, str] | str:
     if not raw.strip():
         return "Choose a YAML file to import (it was empty or missing)."
     if len(raw) > MAX_UPLOAD_BYTES:
-        return f"{name} is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; split it."
+        return _too_large(name)
     try:
         return name, raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"{name} is not UTF-8 text (byte {exc.start} cannot be read); is it YAML?"
+
+
+def _too_large(name: str) -> str:
+    return (f"{name} is larger than {MAX_UPLOAD_BYTES // 1000} kB, more than one import "
+            "takes: split it into several files, or use hookwise apply.")
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _upload_too_large(exc: RequestEntityTooLarge) -> Any:
+    if request.path.startswith("/import"):
+        return render_template("import.html", problem=_too_large("The file")), 413
+    return error_response(413, "too_large", exc.description or "the request is too large")
 
 
 def _plan_rows(changes: list[Change]) -> list[dict[str, Any]]:

@@ -31,6 +31,10 @@ def _cli_actor() -> str:
         return "cli"
 
 
+DEFAULT_EXPORT_DIR = "hookwise-rules/"  # what the README suggests: no package is called so
+MAX_SKIPPED_SHOWN = 10
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--dry-run", is_flag=True, help="show what would change; write nothing")

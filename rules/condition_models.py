@@ -18,6 +18,7 @@ from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator,
 from rules.errors import RegexError
 from rules.model_base import JsonPath, StrictModel
 from rules.operators import OPERATORS, compile_regex
+from rules.step_checks import check_size
 
 OpName = Literal[
     "eq", "ne", "gt", "ge", "lt", "le", "in", "nin", "contains", "ncontains",
@@ -45,6 +46,7 @@ class Predicate(StrictModel):
     @field_validator("value")
     @classmethod
     def _value_fits_op(cls, value: Any, info: ValidationInfo) -> Any:
+        check_size(value, "this condition value")
         op, path = info.data.get("op"), info.data.get("path", "the path")
         if value is None or op is None:
             return value

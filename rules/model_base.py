@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rules.errors import PathError, TemplateError
 from rules.paths import compile_path
+from rules.step_checks import check_size
 from rules.templating import check_template, compile_value
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -58,6 +59,7 @@ class StrictModel(BaseModel):
 
 
 def _template_str(value: str) -> str:
+    check_size(value, "this template")
     try:
         check_template(value)
     except TemplateError as exc:
@@ -67,6 +69,7 @@ def _template_str(value: str) -> str:
 
 def template_any(value: Any) -> Any:
     """Validator: every string inside ``value`` must compile as a template."""
+    check_size(value)
     try:
         compile_value(value)
     except TemplateError as exc:

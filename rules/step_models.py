@@ -26,6 +26,7 @@ from rules.model_base import (
     TemplateStr,
     template_any,
 )
+from rules.step_checks import check_webhook_url
 from rules.templating import is_template
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -87,6 +88,7 @@ class WebhookStep(_StepBase):
             raise ValueError("a webhook step takes `json` or `body`, not both")
         if not self.url.strip() and self.connection is None:
             raise ValueError("a webhook step needs a url (or a connection: its base URL)")
+        check_webhook_url(self.url, connection=self.connection)
         return self
 
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rules.condition_models import CONDITION_TAGS
 from rules.display import shorten
 from rules.errors import FieldError, RuleValidationError
+from rules.messages import humane
 from rules.model_base import PATTERN_HINTS
 from rules.step_models import STEP_TYPES
 
@@ -34,6 +35,8 @@ def format_loc(loc: Iterable[str | int]) -> str:
 
 def _message(error: Any) -> str:
     kind, msg, ctx = error["type"], error["msg"], error.get("ctx") or {}
+    if (sentence := humane(error)) is not None:
+        return sentence
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":

@@ -269,3 +269,74 @@ def ui(client, user):  # type: ignore[no-untyped-def]
 
     client.post = post_with_token
     return client
+
+
+# -- item 10: checks at save --------------------------------------------------------------
+def _rule(**kw):  # type: ignore[no-untyped-def]
+    return {"name": "r", "source": "s",
+            "actions": [{"id": "out", "type": "webhook", "url": "https://h.example/x"}], **kw}
+
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("not a url", "url 'not a url' is not a web address: it does not start with http:// or "
+                  "https://"),
+    ("ftp://x", "url 'ftp://x' is not a web address: it starts with ftp://, not http://"),
+    ("https://", "url 'https://' has no host name after https://"),
+])
+def test_a_webhook_url_that_cannot_work_is_refused_at_save(api, rules, url, words):  # type: ignore[no-untyped-def]
+    r = api.post("/api/v1/rules", json=_rule(actions=[{"id": "out", "type": "webhook",
+                                                        "url": url}]))
+    assert r.status_code == 422, r.get_json()
+    [err] = r.get_json()["errors"]
+    assert err["loc"] == "actions[0]" and words in err["message"]
+
+
+@pytest.mark.parametrize("url", ["https://h.example/{{ body.id }}", "{{ secrets.HOOK_URL }}",
+                                 "http{{ body.tls }}://h.example/"])
+def test_url_templates_whose_fixed_part_fits_are_accepted(api, rules, url):  # type: ignore[no-untyped-def]
+    r = api.post("/api/v1/rules", json=_rule(actions=[{"id": "out", "type": "webhook",
+                                                        "url": url}]))
+    assert r.status_code == 201, r.get_json()
+
+
+def test_oversized_fields_are_refused_naming_the_field(api, rules):  # type: ignore[no-untyped-def]
+    huge = "v" * 300_000
+    r = api.post("/api/v1/rules", json=_rule(when={"path": "$.body.a", "op": "eq",
+                                                    "value": huge}))
+    assert r.status_code == 422, r.get_json()
+    [err] = r.get_json()["errors"]
+    assert err["loc"] == "when.value"
+    assert err["message"].startswith("this condition value is 293 KB; a rule's field holds "
+                                     "at most 64 KB")
+    assert len(str(err["value"])) < 1000  # the answer does not echo 300 KB back
+    r = api.post("/api/v1/rules", json=_rule(actions=[{
+        "id": "out", "type": "webhook", "url": "https://h.example/", "body": "b" * 70_000}]))
+    [err] = r.get_json()["errors"]
+    assert err["loc"] == "actions[0].body" and "this template is 68 KB" in err["message"]
+    ok = api.post("/api/v1/rules", json=_rule(when={"path": "$.body.a", "op": "eq",
+                                                     "value": "v" * 60_000}))
+    assert ok.status_code == 201
+
+
+# -- item 11: messages for people, the styled 404 -----------------------------------------
+def test_length_errors_are_sentences_about_the_rule(api, rules):  # type: ignore[no-untyped-def]
+    r = api.post("/api/v1/rules", json=_rule(actions=[]))
+    [err] = r.get_json()["errors"]
+    assert err["message"] == ("must have at least 1 item (it has none): a rule needs at "
+                              "least one action")
+    r = api.post("/api/v1/rules", json=_rule(when={"all": []}))
+    [err] = r.get_json()["errors"]
+    assert err["loc"] == "when.all" and "`all` needs at least one condition" in err["message"]
+    assert "after validation" not in str(r.get_json())
+
+
+def test_browsers_get_the_styled_404_and_the_api_keeps_json(ui, api):  # type: ignore[no-untyped-def]
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    page = ui.get("/no/such/page", headers=html)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    text = page.get_data(as_text=True)
+    assert "<h1>Not found</h1>" in text and 'aria-label="Main"' in text
+    assert "Back to the dashboard" in text
+    assert ui.get("/no/such/page").mimetype == "application/json"  # no Accept: JSON
+    api_404 = api.get("/api/v1/nope", headers=html)
+    assert api_404.status_code == 404 and api_404.get_json()["error"] == "not_found"

@@ -78,6 +78,8 @@ rules:
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"
 
+U = "http://u"  # a webhook URL (its fixed part must be http(s) since issue 14)
+
 
 def _rule(**overrides: Any) -> dict[str, Any]:
     rule: dict[str, Any] = {
@@ -130,8 +132,8 @@ def test_defaults_and_normalisation() -> None:
 
 
 def test_python_construction_accepts_field_names_and_aliases() -> None:
-    by_alias = WebhookStep.model_validate({"type": "webhook", "url": "u", "json": {"a": 1}})
-    by_name = WebhookStep(type="webhook", url="u", json_={"a": 1})
+    by_alias = WebhookStep.model_validate({"type": "webhook", "url": U, "json": {"a": 1}})
+    by_name = WebhookStep(type="webhook", url=U, json_={"a": 1})
     assert by_alias == by_name
     assert NotGroup.model_validate({"not": {"path": "$.a", "op": "exists"}}).not_.op == "exists"  # type: ignore[union-attr]
 
@@ -164,25 +166,25 @@ def test_python_construction_accepts_field_names_and_aliases() -> None:
         (_rule(actions=[{"type": "webhook"}]), "actions[0].url", "required field is missing"),
         (_rule(actions=[{"type": "webhook", "url": "{{ body.x"}]), "actions[0].url",
          "template syntax error"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "json": {"a": ["{% if %}"]}}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "json": {"a": ["{% if %}"]}}]),
          "actions[0].json", "a[0]: template syntax error"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "headers": {"X": "{{ x | nope }}"}}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "headers": {"X": "{{ x | nope }}"}}]),
          "actions[0].headers.X", "No filter named 'nope'"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "method": "FETCH"}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "method": "FETCH"}]),
          "actions[0].method", "method must be one of"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "json": {}, "body": "x"}]), "actions[0]",
+        (_rule(actions=[{"type": "webhook", "url": U, "json": {}, "body": "x"}]), "actions[0]",
          "`json` or `body`, not both"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "timeout_s": 500}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "timeout_s": 500}]),
          "actions[0].timeout_s", "less than or equal to 120"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "sign": {"secret": "a b"}}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "sign": {"secret": "a b"}}]),
          "actions[0].sign.secret", "secret name"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "retry": {"max_attempts": 99}}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "retry": {"max_attempts": 99}}]),
          "actions[0].retry.max_attempts", "less than or equal to 50"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "on_error": "ignore"}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "on_error": "ignore"}]),
          "actions[0].on_error", "'stop' or 'continue'"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "id": "9lives"}]), "actions[0].id",
+        (_rule(actions=[{"type": "webhook", "url": U, "id": "9lives"}]), "actions[0].id",
          "not starting with a digit"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "id": "a"}, {"type": "delay",
+        (_rule(actions=[{"type": "webhook", "url": U, "id": "a"}, {"type": "delay",
                                                                      "seconds": 1, "id": "a"}]),
          "", "duplicate step id 'a'"),
         (_rule(actions=[{"type": "email", "to": "a@x", "subject": "s"}]), "actions[0]",
@@ -335,7 +337,7 @@ ROUND_TRIP_RULES = [
         when={"not": {"path": "$.headers.x-test-mode", "op": "eq", "value": None or "1",
                       "ignore_case": True, "match": "all"}},
         actions=[
-            {"type": "webhook", "url": "u", "method": "get", "query": {"q": "{{ body.q }}"},
+            {"type": "webhook", "url": U, "method": "get", "query": {"q": "{{ body.q }}"},
              "body": "raw {{ body }}", "timeout_s": 2.5},
             {"type": "email", "to": ["a@x"], "cc": "c@x", "bcc": ["d@x"], "from": "me@x",
              "reply_to": "r@x", "subject": "s", "text": "t", "html": "<b>h</b>"},
@@ -442,15 +444,15 @@ HUGE = 99999999999999999999
     [
         (_rule(priority=HUGE), "priority", "less than or equal to 1000000"),
         (_rule(priority=-HUGE), "priority", "greater than or equal to -1000000"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "timeout_s": HUGE}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "timeout_s": HUGE}]),
          "actions[0].timeout_s", "less than or equal to 120"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "timeout_s": float("nan")}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "timeout_s": float("nan")}]),
          "actions[0].timeout_s", "finite number"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "retry": {"max_attempts": HUGE}}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "retry": {"max_attempts": HUGE}}]),
          "actions[0].retry.max_attempts", "less than or equal to 50"),
-        (_rule(actions=[{"type": "webhook", "url": "u", "retry": {"initial_s": HUGE}}]),
+        (_rule(actions=[{"type": "webhook", "url": U, "retry": {"initial_s": HUGE}}]),
          "actions[0].retry.initial_s", "less than or equal to 604800"),
-        (_rule(actions=[{"type": "webhook", "url": "u",
+        (_rule(actions=[{"type": "webhook", "url": U,
                          "retry": {"max_s": float("inf")}}]),
          "actions[0].retry.max_s", "finite number"),
         (_rule(actions=[{"type": "reply", "status": HUGE}]), "actions[0].status",
@@ -494,5 +496,5 @@ def test_numbers_within_bounds_still_parse() -> None:
     spec = parse_rule(_rule(priority=-1_000_000, actions=[
         {"type": "state", "key": "k", "ttl_s": 86_400},
         {"type": "delay", "seconds": "3600"},
-        {"type": "webhook", "url": "u", "retry": {"initial_s": 1, "max_s": 604_800}}]))
+        {"type": "webhook", "url": U, "retry": {"initial_s": 1, "max_s": 604_800}}]))
     assert spec.priority == -1_000_000

@@ -64,6 +64,8 @@
     webhook: [
       { k: "method", label: "Method", cls: "rb-narrow" },
       { k: "url", label: "URL", cls: "rb-grow", placeholder: "https://chat.example/api/post" },
+      { k: "connection", label: "Connection", list: "rb-connections", placeholder: "none",
+        hint: "a stored connection: the URL is then relative to its base URL" },
       { k: "headers", label: "Headers" },
       { k: "query", label: "Query parameters" },
       { k: "payload", label: "Body" },
@@ -180,6 +182,9 @@
 
   // -- the language, as the server describes it -------------------------------------------
   const initial = JSON.parse($("#rb-initial").textContent);
+  // the stored connections, offered by a webhook step's Connection box
+  document.body.append(h("datalist", { id: "rb-connections" },
+    (initial.connections || []).map((name) => h("option", { value: name }))));
   const LANG = initial.language;
   const byName = (fields) => Object.fromEntries(fields.map((f) => [f.name, f]));
   const humanize = (name) => name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, " ");
@@ -819,7 +824,7 @@
       const number = f.widget === "number";
       input = bind(h("input", { id, value: s[f.k] || "", autocomplete: "off", spellcheck: "false",
         type: number ? "number" : "text", step: number ? "any" : null,
-        placeholder: f.placeholder || null, "aria-describedby": described }), f.k);
+        placeholder: f.placeholder || null, list: f.list || null, "aria-describedby": described }), f.k);
     }
     if (f.tpl) { trackTpl(input); tplFields.push(input); input.classList.add("rb-tpl"); }
     return h("div", { class: cls, "data-loc": `${loc}.${f.k}` }, h("label", { for: id }, f.label), input, hint);

@@ -29,7 +29,8 @@ def _source_slugs() -> list[str]:
 
 def _page(rule: dict[str, Any], *, editing: str | None, sources: list[str]) -> Any:
     return render_template(
-        "rule_builder.html", rule=rule, editing=editing, sources=sources, language=describe()
+        "rule_builder.html", rule=rule, editing=editing, sources=sources, language=describe(),
+        connections=[c.name for c in runtime().catalog.list_connections()],
     )
 
 

@@ -55,9 +55,11 @@ def check_webhook_url(url: str, *, connection: str | None = None) -> None:
         return
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*):", head)
     if connection is not None:
-        if scheme and not head.lower().startswith(SCHEMES):
+        # an absolute URL would take the connection's credentials to another host: the
+        # webhook action refuses it too (engine.outbound.connections.join_url)
+        if scheme or head.startswith("//"):
             raise ValueError(f"url {shown!r} must be a path below connection "
-                             f"{connection!r}'s base URL (or an http:// or https:// URL)")
+                             f"{connection!r}'s base URL, not an absolute URL")
         return
     lowered = head.lower()
     if any(s.startswith(lowered) for s in SCHEMES) and len(lowered) < len("https://"):

@@ -182,7 +182,17 @@ connections:
     assert "connection 'x': field base_url: base_url cannot hold credentials" in message
     assert "connection 'x': field auth: unknown auth type 'magic'" in message
 
-    # an absolute url would send the connection's credentials elsewhere: refused
+    # an absolute url would send the connection's credentials elsewhere: refused when
+    # saved, and when one is rendered
+    with pytest.raises(RuleValidationError) as info:
+        apply(rt, tmp_path, f"""
+sources: [{{slug: s}}]
+connections: [{{name: c, base_url: "{sink.url}/api"}}]
+rules:
+  - {{name: r, source: s, actions: [{{type: webhook, connection: c, url: "https://x.io/y"}}]}}
+""")
+    assert "must be a path below connection 'c''s base URL, not an absolute URL" in \
+        str(info.value)
     set_secrets(rt)
     apply(rt, tmp_path, f"""
 sources: [{{slug: s}}]

@@ -33,13 +33,15 @@ def test_create_a_connection_and_choose_it_in_the_builder(  # type: ignore[no-un
     assert "not set: SLACK_BOT_TOKEN" in row.inner_text()
 
     rt.catalog.save([], [parse_rule({"name": "notify", "source": "shop", "actions": [
-        {"id": "post", "type": "webhook", "url": "chat.postMessage", "json": {"text": "hi"}}]})])
+        {"id": "post", "type": "webhook", "url": "https://slack.com/api/chat.postMessage",
+         "json": {"text": "hi"}}]})])
     page.goto(f"{live_server}/rules/notify/edit")
     box = page.locator('[data-loc="actions[0].connection"] input')
     assert box.get_attribute("list") == "rb-connections"
     offered = page.locator("#rb-connections option")
     assert [offered.nth(i).get_attribute("value") for i in range(offered.count())] == ["chat"]
     box.fill("chat")
+    page.get_by_label("URL", exact=True).fill("chat.postMessage")
     page.get_by_role("button", name="Save rule").click()
     page.get_by_text("Saved rule notify").wait_for()
     saved = rt.catalog.get_rule("notify").spec["actions"][0]

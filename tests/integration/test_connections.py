@@ -115,6 +115,7 @@ rules:
 """
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_bearer_basic_header_and_query_auth_end_to_end(  # type: ignore[no-untyped-def]
         rt, client, sink, work, tmp_path):
     set_secrets(rt)
@@ -210,6 +211,7 @@ rules:
     assert sink.requests == []
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_connections_export_and_apply_back_unchanged(rt, tmp_path):  # type: ignore[no-untyped-def]
     apply(rt, tmp_path, """
 connections:
@@ -278,6 +280,7 @@ rules:
 """
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_oauth2_token_is_cached_across_steps_refreshed_after_expiry_and_on_401(  # type: ignore[no-untyped-def]
         rt, client, sink, work, tmp_path, redis_client):
     tokens = TokenServer(expires_in=3)

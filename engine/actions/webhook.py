@@ -68,6 +68,13 @@ def run(rendered: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     if spec is None:
         raise PermanentActionError(f"no connection named {name!r} (define it under "
                                    "connections:)")
+    for secret in spec.secret_names():
+        source = stored_connections.verified_by(ctx.db, secret)
+        if source is not None:
+            raise PermanentActionError(
+                f"connection {spec.name}: secret {secret!r} verifies the webhooks of source "
+                f"{source!r}, and verification secrets are not sent out; store a copy under "
+                "another name for outgoing calls")
     return _through(spec, rendered, ctx)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from engine.ids import utcnow
-from engine.store.models import Connection
+from engine.store.models import Connection, Source
 from rules.connection_models import (
     SERVICE_DESTINATIONS,
     ConnectionSpec,
@@ -59,6 +59,7 @@ class _Table:
     def __init__(self) -> None:
         self.version = -1
         self.specs: dict[str, ConnectionSpec] = {}
+        self.verifying: dict[str, str] = {}  # secret name -> the source it verifies
         self.lock = threading.Lock()
 
 
@@ -69,6 +70,16 @@ _tables_lock = threading.Lock()
 def lookup(db: Engine, name: str) -> ConnectionSpec | None:
     """The stored connection ``name`` (None when there is none), from a per-engine table
     re-read when the rule-set version changed (one small query per call otherwise)."""
+    return _table(db).specs.get(name)
+
+
+def verified_by(db: Engine, secret: str) -> str | None:
+    """The source whose webhooks ``secret`` verifies, if any: such a secret is not sent
+    out through a connection (as it is not usable in templates)."""
+    return _table(db).verifying.get(secret)
+
+
+def _table(db: Engine) -> _Table:
     with _tables_lock:
         table = _tables.get(db)
         if table is None:
@@ -79,8 +90,21 @@ def lookup(db: Engine, name: str) -> ConnectionSpec | None:
         with table.lock:
             if version != table.version:
                 table.specs = {r.name: parse_connection(r.spec) for r in list_rows(db)}
+                table.verifying = _verification_names(db)
                 table.version = version
-    return table.specs.get(name)
+    return table
+
+
+def _verification_names(db: Engine) -> dict[str, str]:
+    with Session(db) as s:
+        rows = s.exec(select(Source.slug, Source.spec).order_by(Source.slug)).all()
+    names: dict[str, str] = {}
+    for slug, spec in rows:
+        verify = spec.get("verify") if isinstance(spec, dict) else None
+        secret = verify.get("secret") if isinstance(verify, dict) else None
+        if isinstance(secret, str) and secret:
+            names.setdefault(secret, slug)
+    return names
 
 
 _service_limits = {host: parse_destination(doc) for host, doc in SERVICE_DESTINATIONS.items()}

@@ -684,3 +684,23 @@ destinations:
     assert catalog.destination("https://api.telegram.org:443").rate_limit.requests == 5
     assert catalog.destination("https://discord.com:443").rate_limit.requests == 50
     assert catalog.destination("https://example.com:443").concurrency == 3
+
+
+def test_a_secret_that_verifies_a_source_is_not_sent_through_a_connection(  # type: ignore[no-untyped-def]
+        rt, client, sink, work, tmp_path):
+    rt.secrets.set("SHARED", "shared-verify-value")
+    apply(rt, tmp_path, f"""
+sources:
+  - {{slug: s}}
+  - {{slug: guarded, verify: {{scheme: token, secret: SHARED}}}}
+connections: [{{name: c, base_url: "{sink.url}", auth: {{type: bearer, secret: SHARED}}}}]
+rules:
+  - {{name: r, source: s, actions: [{{id: out, type: webhook, connection: c, url: /x}}]}}
+""")
+    client.post("/hooks/s", json={})
+    work(until=settled(rt))
+    row = steps(rt)["out"]
+    assert status(row.status) == "failed"
+    assert row.error.startswith("connection c: secret 'SHARED' verifies the webhooks of "
+                                "source 'guarded'")
+    assert sink.requests == []

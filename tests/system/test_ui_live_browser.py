@@ -173,3 +173,131 @@ def test_bulk_retry_from_the_filtered_list_shows_its_progress(logged_in, live_se
     expect(box).to_contain_text("3 of 3 finished · 3 succeeded")
     expect(box.locator("progress")).to_have_attribute("value", "3")
     expect(rows).to_have_count(0)  # the failed filter is empty now: the list followed
+
+
+# -- items 10-12 --------------------------------------------------------------------------
+NO_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
+
+
+def test_a_huge_value_wraps_with_show_all(logged_in, live_server, rt, sink, work,  # type: ignore[no-untyped-def]
+                                          tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text(f"""
+sources: [{{slug: s}}]
+rules:
+  - name: notes
+    source: s
+    when: {{path: $.body.note, op: eq, value: short}}
+    actions: [{{id: out, type: webhook, url: "{sink.url}/x"}}]
+""")
+    apply_paths(rt.catalog, [f])
+    huge = "w" * 300_000  # one 300 KB word: nowhere to break it but anywhere
+    r = httpx.post(f"{live_server}/hooks/s", json={"note": huge},
+                   headers={"X-Long": "h" * 5000})
+    event_id = r.json()["event_id"]
+    work()
+    page = logged_in
+    page.goto(f"{live_server}/events/{event_id}")
+    page.locator("details.trace summary").first.click()  # open the unmatched trace
+    assert page.evaluate(NO_SCROLL), page.evaluate("document.documentElement.scrollWidth")
+    header = page.locator("table.kv tr", has_text="x-long").locator(".clip")
+    expect(header.get_by_text("show all (5,000 characters)")).to_be_visible()
+    expect(header.locator(".clip-full")).to_be_hidden()
+    header.get_by_text("show all").click()
+    expect(header.locator(".clip-full")).to_be_visible()
+    assert page.evaluate(NO_SCROLL)
+
+    # the builder with that event as its sample
+    page.goto(f"{live_server}/rules/notes/edit")
+    page.locator("#rb-recent").select_option(event_id)
+    expect(page.locator("#rb-sample-body")).to_have_value(re.compile("wwww"))
+    page.wait_for_timeout(500)
+    assert page.evaluate(NO_SCROLL), page.evaluate("document.documentElement.scrollWidth")
+
+
+def test_a_phone_wide_screen_scrolls_only_down(logged_in, live_server, rules, sink, work):  # type: ignore[no-untyped-def]
+    sink.respond("/bad", Reply(status=400, json={"error": "x" * 400}))
+    event_id = send(live_server, "bad")
+    work()
+    page = logged_in
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ["/", "/events", "/rules", "/sources", f"/events/{event_id}", "/rules/new",
+                 "/secrets", "/tokens", "/no/such/page"]:
+        page.goto(f"{live_server}{path}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, (path, width)
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Events")).to_be_in_viewport()
+    expect(nav.get_by_role("link", name="Tokens")).to_be_in_viewport()
+
+
+def test_help_text_sits_below_a_focused_input(logged_in, live_server):  # type: ignore[no-untyped-def]
+    page = logged_in
+    page.goto(f"{live_server}/sources/new")
+    smalls = page.locator("input + small, select + small")
+    assert smalls.count() > 0
+    for i in range(smalls.count()):
+        small = smalls.nth(i)
+        field = small.locator("xpath=preceding-sibling::*[1]")
+        if not field.is_visible():
+            continue
+        field.focus()
+        ring = page.evaluate("(e) => parseFloat(getComputedStyle(e).boxShadow.split(' ')"
+                             ".slice(-1)[0]) || 3", field.element_handle())
+        assert small.bounding_box()["y"] >= (field.bounding_box()["y"]  # type: ignore[index]
+                                             + field.bounding_box()["height"] + ring), i  # type: ignore[index]
+
+
+def test_the_styled_404_page_in_the_browser(logged_in, live_server):  # type: ignore[no-untyped-def]
+    page = logged_in
+    resp = page.goto(f"{live_server}/no/such/page")
+    assert resp is not None and resp.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    page.get_by_role("link", name="Back to the dashboard").click()
+    expect(page).to_have_url(f"{live_server}/")
+
+
+def test_builder_new_rule_source_ids_and_unsaved_changes(logged_in, live_server, rt,  # type: ignore[no-untyped-def]
+                                                         sink, work, tmp_path):
+    f = tmp_path / "r.yaml"
+    f.write_text(f"""
+sources: [{{slug: alpha}}, {{slug: beta}}, {{slug: gamma}}]
+rules:
+  - name: first
+    source: beta
+    actions: [{{id: out, type: webhook, url: "{sink.url}/x"}}]
+""")
+    apply_paths(rt.catalog, [f])
+    ids = [httpx.post(f"{live_server}/hooks/beta", json={"n": n}).json()["event_id"]
+           for n in range(3)]
+    work()
+    page = logged_in
+    page.goto(f"{live_server}/rules/new")
+    # several sources: not "* — every source", but the one that received the newest event
+    expect(page.locator("#rb-source")).to_have_value("beta")
+    # recent events: told apart by their tails (their heads are the same millisecond-ish)
+    options = page.locator("#rb-recent option")
+    expect(options).to_have_count(4)
+    texts = [options.nth(i).inner_text() for i in range(1, 4)]
+    assert len({t.rsplit("…", 1)[1] for t in texts}) == 3
+    assert all(any(t.endswith(i[-8:]) for t in texts) for i in ids)
+
+    # unsaved changes: leaving asks; an untouched page leaves without asking
+    page.get_by_label("Name", exact=True).fill("half-done")
+    asked: list[str] = []
+
+    def answer(d):  # type: ignore[no-untyped-def]
+        asked.append(d.type)
+        d.dismiss() if len(asked) == 1 else d.accept()
+
+    page.on("dialog", answer)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
+    page.wait_for_timeout(500)
+    assert asked == ["beforeunload"]
+    expect(page).to_have_url(re.compile(r"/rules/new"))
+    page.goto(f"{live_server}/rules/first/edit")  # leaving again: accepted this time
+    assert asked == ["beforeunload", "beforeunload"]
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Events").click()
+    expect(page).to_have_url(f"{live_server}/events")
+    assert len(asked) == 2  # nothing changed on the saved rule: no question

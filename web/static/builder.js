@@ -1089,7 +1089,7 @@
     const items = r.status === 200 && r.data && Array.isArray(r.data.items) ? r.data.items : [];
     sel.replaceChildren(h("option", { value: "" }, items.length ? `— choose one of ${items.length} stored events —` : "— no stored events yet —"),
       ...items.map((ev) => h("option", { value: ev.id },
-        `${(ev.received_at || "").replace("T", " ").slice(0, 19)} · ${ev.source || source} · ${ev.status || ""} · ${String(ev.id).slice(0, 8)}`)));
+        `${(ev.received_at || "").replace("T", " ").slice(0, 19)} · ${ev.source || source} · ${ev.status || ""} · …${String(ev.id).slice(-8)}`)));
   }
 
   async function pickEvent(id) {
@@ -1233,7 +1233,7 @@
       h("table", { class: "rb-backtest striped" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Event"), h("th", { scope: "col" }, "Matched"), h("th", { scope: "col" }, "Why"))),
         h("tbody", {}, items.map((it) => h("tr", {},
-          h("td", {}, h("a", { href: `/events/${encodeURIComponent(it.event_id)}` }, String(it.event_id).slice(0, 8)),
+          h("td", {}, h("a", { href: `/events/${encodeURIComponent(it.event_id)}`, title: it.event_id }, `…${String(it.event_id).slice(-8)}`),
             h("br"), h("small", { class: "rb-muted" }, (it.received_at || "").replace("T", " ").slice(0, 19))),
           h("td", {}, h("span", { class: `rb-pill ${it.matched ? "rb-pass" : "rb-fail"}` }, it.matched ? "yes" : "no")),
           h("td", {}, h("small", {}, it.reason || (it.matched ? "all conditions true" : ""))))))));
@@ -1327,6 +1327,22 @@
   }
 
   // -- wiring -----------------------------------------------------------------------------
+  /** Leaving with unsaved changes asks first: the rule on screen is compared with the rule
+   * as it was opened or last saved (a save sets #builder's data-editing). */
+  function guardUnsavedChanges() {
+    const snapshot = () => { try { return JSON.stringify(toSpec([])); } catch (e) { return null; } };
+    let saved = snapshot();
+    let yamlEdited = false;
+    $("#rb-yaml-text").addEventListener("input", () => { yamlEdited = true; });
+    new MutationObserver(() => { saved = snapshot(); yamlEdited = false; })
+      .observe($("#builder"), { attributes: true, attributeFilter: ["data-editing"] });
+    window.addEventListener("beforeunload", (e) => {
+      if (snapshot() === saved && !(yamlEdited && state.view === "yaml")) return;
+      e.preventDefault();
+      e.returnValue = "";
+    });
+  }
+
   function init() {
     $("#rb-new-step").replaceChildren(...STEP_TYPES.map((type) => {
       const text = stepText(type);
@@ -1334,6 +1350,7 @@
     }));
     loadSpec(initial.rule);
     renderAll();
+    guardUnsavedChanges();
     document.addEventListener("focusin", (e) => {
       if (e.target.classList && e.target.classList.contains("path-input")) lastPathInput = e.target;
     });

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, abort, render_template, request, url_for
 from jinja2 import TemplateNotFound
 
 from engine.store.catalog import spec_from_row
+from engine.store.queries import list_events
 from rules.vocabulary import describe
 from web.context import runtime
 
@@ -36,15 +37,27 @@ def _page(rule: dict[str, Any], *, editing: str | None, sources: list[str]) -> A
 
 @bp.get("/rules/new")
 def new_rule() -> Any:
-    """An empty rule, for ``?source=<slug>`` when given (and known), else every source."""
+    """An empty rule, for ``?source=<slug>`` when given (and known), else the source that
+    received the newest event (the first source when none did); every source (``*``) only
+    when there is no source yet — it is a choice to make, not a default."""
     slugs = _source_slugs()
     wanted = request.args.get("source", "")
-    source = wanted if wanted in slugs else (slugs[0] if len(slugs) == 1 else NEW_RULE_SOURCE)
+    source = wanted if wanted in slugs else _default_source(slugs)
     rule: dict[str, Any] = {"name": "", "source": source, "enabled": True, "priority": 0,
                             "actions": []}
     if not runtime().catalog.list_rules():  # a first rule: a target that works anywhere
         rule["actions"] = [first_step(source)]
     return _page(rule, editing=None, sources=slugs)
+
+
+def _default_source(slugs: list[str]) -> str:
+    if not slugs:
+        return NEW_RULE_SOURCE
+    if len(slugs) > 1:
+        newest = list_events(runtime().db, limit=1).items
+        if newest and newest[0]["source"] in slugs:
+            return str(newest[0]["source"])
+    return slugs[0]
 
 
 def first_step(source: str) -> dict[str, Any]:

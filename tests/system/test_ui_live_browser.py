@@ -1,9 +1,13 @@
 """Issue 14 in a real browser (Playwright driving Debian's Chromium) against the app on a
 loopback port, a real RQ worker and a loopback HTTP receiver: pages that update
-themselves, retry now, cancel, bulk retry with progress, the outcome badge and filter."""
+themselves, retry now, cancel, bulk retry with progress, the outcome badge and filter.
+
+Set HOOKWISE_SCREENSHOTS=1 to (re)write ``docs/screenshots/event.png``,
+``events-bulk-retry.png`` and ``phone.png``."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -17,6 +21,12 @@ from engine.store.rule_files import apply_paths
 from tests.servers import Reply
 
 pytestmark = pytest.mark.slow
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def screenshot(page, name: str, *, full_page: bool = True) -> None:  # type: ignore[no-untyped-def]
+    if os.environ.get("HOOKWISE_SCREENSHOTS"):
+        page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
 
 RULES = """
 sources: [{slug: s}]
@@ -122,6 +132,7 @@ def test_retry_now_and_cancel_from_the_event_page(logged_in, live_server, rt, ru
     page.goto(f"{live_server}/events/{event_id}")
     expect(page.locator("#event-outcome")).to_have_text("waiting")
     expect(page.locator("li.step")).to_contain_text(re.compile(r"next try in (\d+ min|1 h)"))
+    screenshot(page, "event.png")
 
     sink.respond("/later", Reply(json={"ok": True}))
     page.get_by_role("button", name="Retry now").click()
@@ -168,6 +179,7 @@ def test_bulk_retry_from_the_filtered_list_shows_its_progress(logged_in, live_se
     box = page.locator("#bulk-retry")
     expect(box).to_contain_text("Retrying 3 failed executions")
     expect(box.locator("progress")).to_have_attribute("max", "3")
+    screenshot(page, "events-bulk-retry.png")
     work(until=lambda: all(status_of(rt, e) == "succeeded" for e in failed))
     expect(box).to_contain_text("Bulk retry finished")
     expect(box).to_contain_text("3 of 3 finished · 3 succeeded")
@@ -226,6 +238,8 @@ def test_a_phone_wide_screen_scrolls_only_down(logged_in, live_server, rules, si
         page.goto(f"{live_server}{path}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, (path, width)
+    page.goto(f"{live_server}/events/{event_id}")
+    screenshot(page, "phone.png", full_page=False)
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Events")).to_be_in_viewport()
     expect(nav.get_by_role("link", name="Tokens")).to_be_in_viewport()

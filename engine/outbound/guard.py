@@ -9,6 +9,9 @@ Before a call, ``admit`` answers in one round trip whether it may go now:
   through as a probe. A success closes it; a failed probe pauses it again. Steps that
   meet a paused destination wait (no attempt spent) and come back after the pause.
 - **slow-down**: a 429 with Retry-After holds the destination for everyone until then.
+- **concurrency** (configured ``concurrency``): one of the destination's slots, a lease
+  that expires (``engine.outbound.leases``), is taken in the same round trip — verdict
+  ``full`` when every slot is out.
 - **rate limit** (configured ``rate_limit: {requests, per_s}``): a GCRA schedule with no
   burst, calls ``per_s / requests`` apart; each call reserves the next free slot and
   waits for it (a short wait in the thread, a long
@@ -25,6 +28,8 @@ from typing import Any
 
 import redis
 
+from engine.outbound.leases import SLOTS_KEY
+
 BASE_PAUSE_S = 2.0
 MAX_PAUSE_S = 120.0
 PROBE_WAIT_S = 1.0  # others look again this soon while a probe is out
@@ -32,8 +37,11 @@ STATE_TTL_S = 86_400
 KEY = "hookwise:dest:{}"
 RATE_KEY = "hookwise:dest-rate:{}"
 
-# KEYS: state, rate. ARGV: interval_s (0: no limit), tolerance_s, probe_timeout_s.
-# -> {verdict, until, since, error}; verdict: ok | tracked | probe | paused | slowed | rate
+# KEYS: state, rate, slots. ARGV: interval_s (0: no limit), tolerance_s, probe_timeout_s,
+# probe_wait_s, slot limit (0: none), lease id, lease ttl_s.
+# -> {verdict, until, since, error, slot}; verdict: ok | tracked | probe | paused | slowed |
+# rate | full; slot '1' when a lease was taken (also with rate: the caller gives it back
+# if it does not wait for its turn)
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
@@ -41,16 +49,32 @@ local st = redis.call('HMGET', KEYS[1], 'open_until', 'hold_until', 'probing_unt
                       'since', 'error', 'failures')
 local open_until = tonumber(st[1])
 if open_until then
-  if now < open_until then return {'paused', tostring(open_until), st[4] or '', st[5] or ''} end
+  if now < open_until then return {'paused', tostring(open_until), st[4] or '', st[5] or '', ''} end
   local probing = tonumber(st[3])
   if probing and now < probing then
-    return {'paused', tostring(now + tonumber(ARGV[4])), st[4] or '', st[5] or ''}
+    return {'paused', tostring(now + tonumber(ARGV[4])), st[4] or '', st[5] or '', ''}
   end
-  redis.call('HSET', KEYS[1], 'probing_until', tostring(now + tonumber(ARGV[3])))
-  return {'probe', '', st[4] or '', st[5] or ''}
 end
 local hold = tonumber(st[2])
-if hold and now < hold then return {'slowed', tostring(hold), '', st[5] or ''} end
+if not open_until and hold and now < hold then
+  return {'slowed', tostring(hold), '', st[5] or '', ''}
+end
+local slot = ''
+local limit = tonumber(ARGV[5])
+if limit > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) >= limit then
+    local first = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    return {'full', first[2] or '', '', '', ''}
+  end
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7]), ARGV[6])
+  redis.call('PEXPIRE', KEYS[3], math.ceil(tonumber(ARGV[7]) * 2000))
+  slot = '1'
+end
+if open_until then
+  redis.call('HSET', KEYS[1], 'probing_until', tostring(now + tonumber(ARGV[3])))
+  return {'probe', '', st[4] or '', st[5] or '', slot}
+end
 local interval = tonumber(ARGV[1])
 if interval > 0 then
   local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -59,10 +83,10 @@ if interval > 0 then
   if at < now then at = now end
   redis.call('SET', KEYS[2], tostring(tat + interval), 'PX',
              math.ceil((tat + interval - now) * 1000) + 1000)
-  if at > now then return {'rate', tostring(at), '', ''} end
+  if at > now then return {'rate', tostring(at), '', '', slot} end
 end
-if st[6] then return {'tracked', '', '', ''} end
-return {'ok', '', '', ''}
+if st[6] then return {'tracked', '', '', '', slot} end
+return {'ok', '', '', '', slot}
 """
 
 # KEYS: state. ARGV: threshold, error, base_s, max_s, ttl_s. -> 1 when it (re)opened
@@ -108,6 +132,7 @@ class Admission:
     verdict: str
     wait_until: float | None = None
     reason: str | None = None
+    lease: str | None = None  # the concurrency slot taken with it, to give back
 
     @property
     def report(self) -> bool:
@@ -124,24 +149,37 @@ class DestinationGuard:
         self._slow_down = conn.register_script(_SLOW_DOWN)
 
     def admit(self, destination: str, *, requests: int | None = None,
-              per_s: float | None = None, probe_timeout_s: float = 10.0) -> Admission:
+              per_s: float | None = None, probe_timeout_s: float = 10.0,
+              slots: int | None = None, lease: str | None = None,
+              lease_ttl_s: float = 30.0) -> Admission:
+        """``slots``/``lease``: also take one of the destination's ``slots`` (its
+        configured concurrency, across every worker) as ``lease`` — in the same round
+        trip; ``Admission.lease`` says whether it was taken."""
         interval = (per_s / requests) if requests and per_s else 0.0
         # no burst tolerance: calls go one interval apart, so no window of per_s seconds
         # ever holds more than `requests` (a tolerance of per_s - interval let a burst of
         # `requests` through and then kept the pace: 2×requests - 1 in one window)
         tolerance = 0.0
-        verdict, until, since, error = (_text(x) for x in self._admit(
-            keys=[KEY.format(destination), RATE_KEY.format(destination)],
-            args=[interval, tolerance, probe_timeout_s, PROBE_WAIT_S]))
+        limit = slots if slots and lease else 0
+        verdict, until, since, error, slot = (_text(x) for x in self._admit(
+            keys=[KEY.format(destination), RATE_KEY.format(destination),
+                  SLOTS_KEY.format(destination)],
+            args=[interval, tolerance, probe_timeout_s, PROBE_WAIT_S, limit, lease or "",
+                  lease_ttl_s]))
+        taken = lease if slot == "1" else None
         if verdict == "paused":
             return Admission(verdict, float(until), _paused_reason(destination, since, error))
         if verdict == "slowed":
             return Admission(verdict, float(until), f"{destination} asked to slow down "
                              f"(429 Retry-After): {error}")
+        if verdict == "full":
+            return Admission(verdict, float(until) if until else None,
+                             f"destination {destination} is at its concurrency of {slots} "
+                             f"(calls in flight, all workers together)")
         if verdict == "rate":
             return Admission(verdict, float(until), f"rate limit of {destination}: "
-                             f"{requests} per {per_s:g} s")
-        return Admission(verdict)
+                             f"{requests} per {per_s:g} s", lease=taken)
+        return Admission(verdict, lease=taken)
 
     def succeeded(self, destination: str) -> None:
         """The call got an answer: close the breaker, forget the failures."""

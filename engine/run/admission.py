@@ -1,6 +1,8 @@
 """What an outgoing call passes before it goes: its destination's breaker, slow-down and
-rate limit (shared by every worker, ``engine.outbound.guard``) and its share of this
-worker's delivery threads (``engine.run.dispatch``).
+rate limit (shared by every worker, ``engine.outbound.guard``), its share of this
+worker's delivery threads (``engine.run.dispatch``) and, for a destination configured
+with ``concurrency``, one of its slots across every worker and host
+(``engine.outbound.leases``: taken in the guard's round trip, given back in one more).
 
 ``admit`` answers a ``Ticket`` (go now; ``release`` it after the call), a ``Hold`` (the
 step waits until then, no attempt spent) or ``Parked`` (no thread share free: the chain
@@ -10,6 +12,7 @@ waits for one). ``report`` tells the breaker how the call went.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +20,9 @@ from typing import Any, Protocol
 import redis
 
 from engine.errors import ActionError, ConfigError
+from engine.outbound import leases
 from engine.outbound.guard import Admission, DestinationGuard
+from engine.outbound.leases import LeaseBook
 from engine.runtime import Runtime
 from rules.schema import DestinationSpec, dump_destination
 
@@ -44,6 +49,7 @@ class Ticket:
     spec: DestinationSpec | None
     admission: Admission
     in_gate: bool
+    lease: str | None = None  # a concurrency slot of the destination, across workers
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class Admitter:
         self.rt = rt
         self.gate = gate
         self._guard: DestinationGuard | None = None
+        self._book: LeaseBook | None = None
         self._healthy: dict[str, float] = {}  # destination -> until (monotonic)
 
     @property
@@ -75,8 +82,16 @@ class Admitter:
                 return None
         return self._guard
 
+    @property
+    def book(self) -> LeaseBook | None:
+        if self._book is None and self.guard is not None:
+            self._book = LeaseBook(self.guard.conn)
+        return self._book
+
     def admit(self, destination: str) -> Ticket | Hold | Parked:
         spec = self.rt.catalog.destination(destination)
+        if spec is not None and spec.concurrency and self.guard is not None:
+            return self._admit_capped(destination, spec, spec.concurrency)
         admission = self._ask(destination, spec)
         if admission.wait_until is not None:
             wait = admission.wait_until - time.time()
@@ -91,7 +106,61 @@ class Admitter:
             time.sleep(max(admission.wait_until - time.time(), 0))
         return Ticket(destination, spec, admission, in_gate)
 
+    def _admit_capped(self, destination: str, spec: DestinationSpec,
+                      slots: int) -> Ticket | Hold | Parked:
+        """A configured concurrency: this worker's share first (parked when in use, as
+        any destination), then one of the destination's slots across every worker, taken
+        with the breaker and rate check in one round trip. No slot free: wait in the
+        thread — woken by a slot given back here, or a jittered retry for one given back
+        elsewhere — up to ``leases.WAIT_S``, then hold the step a moment."""
+        if self.gate is not None and not self.gate.enter(destination, slots):
+            return Parked(destination)
+        book = self.book
+        assert book is not None
+        rate = spec.rate_limit
+        deadline = time.monotonic() + leases.WAIT_S
+        retry = leases.FIRST_RETRY_S
+        while True:
+            generation = book.generation(destination)
+            lease = book.new_id()
+            try:
+                admission = self.guard.admit(  # type: ignore[union-attr]
+                    destination, requests=rate.requests if rate else None,
+                    per_s=rate.per_s if rate else None, slots=slots, lease=lease,
+                    lease_ttl_s=book.ttl_s)
+            except redis.RedisError as exc:  # deliver rather than stall on the guard's store
+                log.warning("destination guard unavailable (%s); %s goes unguarded "
+                            "(this worker's share only)", exc, destination)
+                admission = Admission("ok")
+            if admission.verdict != "full":
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._leave(destination)
+                return Hold(time.time() + random.uniform(0.2, 1.0),
+                            admission.reason or f"{destination} at its concurrency")
+            book.wait(destination, generation, min(retry * random.uniform(0.5, 1.5), left))
+            retry = min(retry * 2, leases.MAX_RETRY_S)
+        if admission.lease is not None:
+            book.took(destination, admission.lease)
+        if admission.wait_until is not None:
+            wait = admission.wait_until - time.time()
+            if admission.verdict != "rate" or wait > INLINE_WAIT_S:
+                if admission.lease is not None:
+                    book.give_back(destination, admission.lease)
+                self._leave(destination)
+                return Hold(admission.wait_until, admission.reason or "destination held")
+            time.sleep(max(wait, 0))  # our reserved rate-limit turn, close by
+        return Ticket(destination, spec, admission, self.gate is not None,
+                      lease=admission.lease)
+
+    def _leave(self, destination: str) -> None:
+        if self.gate is not None:
+            self.gate.leave(destination)
+
     def release(self, ticket: Ticket) -> None:
+        if ticket.lease is not None and self._book is not None:
+            self._book.give_back(ticket.destination, ticket.lease)
         if ticket.in_gate and self.gate is not None:
             self.gate.leave(ticket.destination)
 

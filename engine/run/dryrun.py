@@ -7,16 +7,18 @@ action; a step's result that only the action could produce shows as a placeholde
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.run import flow, steps
+from engine.store.secrets import SECRET_SINKS
 from rules.compiled import CompiledRule, CompiledStep, compile_rule
 from rules.document import build_event_document
 from rules.errors import TemplateError
 from rules.match import RuleSet
 from rules.schema import RuleSpec
+from rules.secret_refs import PreviewSecrets, display, holds_ref
 
 
 class Unknown(str):
@@ -39,24 +41,6 @@ class Unknown(str):
     def __getitem__(self, key: Any) -> Unknown:  # type: ignore[override]
         return Unknown(f"{self.path}[{key!r}]" if not isinstance(key, str)
                        else f"{self.path}.{key}")
-
-
-class PlaceholderSecrets(Mapping[str, str]):
-    """``secrets.NAME`` renders as ``<secret NAME>``: values never leave a dry run."""
-
-    def __getitem__(self, name: str) -> str:
-        return f"<secret {name}>"
-
-    def __getattr__(self, name: str) -> str:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return self[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
 
 
 @dataclass
@@ -150,7 +134,7 @@ def _preview_list(rule: CompiledRule, csteps: list[CompiledStep], doc: dict[str,
         if reason is not None:
             out.append(StepPreview(step.id, step.type, False, skipped_reason=reason))
             continue
-        ctx = steps.template_context(view, rule, outputs, secrets=PlaceholderSecrets(),
+        ctx = steps.template_context(view, rule, outputs, secrets=PreviewSecrets(),
                                      state=state, now="")
         if step.is_block:
             out.append(_preview_block(rule, step, view, outputs, scope, ctx, state))
@@ -158,6 +142,10 @@ def _preview_list(rule: CompiledRule, csteps: list[CompiledStep], doc: dict[str,
         rendered = None
         try:
             rendered = steps.render(step, ctx)
+            if holds_ref(rendered) and step.type not in SECRET_SINKS:
+                raise TemplateError(f"a {step.type} step cannot hold a secret (it would be "
+                                    "stored where it can be read)")
+            rendered = display(rendered)  # [secret:NAME]: values never enter a dry run
             out.append(StepPreview(step.id, step.type, True, rendered=rendered))
         except TemplateError as exc:
             out.append(StepPreview(step.id, step.type, True, error=str(exc)))

@@ -45,7 +45,7 @@ def test_dry_run_of_a_matching_event(api, shop, sink, rt):  # type: ignore[no-un
     assert run["trace"]
     notify, mail = run["steps"]
     assert notify["id"] == "notify" and notify["would_run"] is True and notify["error"] is None
-    assert notify["rendered"]["url"] == "<secret SINK_URL>/orders"
+    assert notify["rendered"]["url"] == "[secret:SINK_URL]/orders"
     assert notify["rendered"]["json"] == {"order": "o-1", "total": 250}
     assert "tok-very-secret" not in resp.get_data(as_text=True)
     assert mail["would_run"] is False and "email" in mail["skipped_reason"]

@@ -60,7 +60,7 @@ def test_dry_run_json_output(cli) -> None:  # type: ignore[no-untyped-def]
     assert report["matched"] is True
     first = report["steps"][0]
     assert first["type"] == "webhook" and first["rendered"]["url"].startswith("https://")
-    assert first["rendered"]["headers"]["Authorization"] == "Bearer <secret SHIPPING_API_TOKEN>"
+    assert first["rendered"]["headers"]["Authorization"] == "Bearer [secret:SHIPPING_API_TOKEN]"
 
 
 def test_dry_run_bad_payload_is_usage_error(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -185,3 +185,20 @@ def test_steps_that_store_what_they_get_cannot_hold_a_secret(  # type: ignore[no
     assert run.status == "failed"
     assert "cannot hold a secret" in (run.error or "")
     assert VALUE not in json.dumps(states)
+
+
+def test_the_dry_run_treats_secrets_as_the_worker_does(api) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12, items 2 and 5: the dry run is the worker's code path, secrets included."""
+    rule = {"name": "dry", "source": "s", "actions": [
+        {"id": "ok", "type": "webhook", "url": "https://example.org/{{ secrets.TOK }}",
+         "headers": {"X-T": "{{ secrets.TOK }}"}},
+        {"id": "upper", "type": "webhook", "url": "https://example.org/",
+         "json": {"t": "{{ secrets.TOK|upper }}"}},
+        {"id": "mem", "type": "state", "key": "k", "set": {"t": "{{ secrets.TOK }}"}}]}
+    resp = api.post("/api/v1/rules/test", json={"rule": rule, "event": {"body": {}}})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    ok, upper, mem = resp.get_json()["steps"]
+    assert ok["rendered"]["url"] == "https://example.org/[secret:TOK]"
+    assert ok["rendered"]["headers"]["X-T"] == "[secret:TOK]"
+    assert "upper filter cannot be used on secrets.TOK" in upper["error"]
+    assert "cannot hold a secret" in mem["error"]

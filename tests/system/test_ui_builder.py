@@ -32,6 +32,17 @@ SAMPLE = {
 }
 
 
+
+def open_new_rule(page, live_server) -> None:  # type: ignore[no-untyped-def]
+    """The builder for a new rule of ``shop``, without the starter step it offers a
+    first rule (a webhook to the request inspector): these tests build their own."""
+    page.goto(f"{live_server}/rules/new?source=shop")
+    spec = "() => window.hookwiseBuilder.toSpec().actions.map(a => a.id)"
+    page.wait_for_function("() => window.hookwiseBuilder !== undefined")
+    if page.evaluate(spec) == ["inspect"]:
+        page.get_by_role("button", name="Remove step 1").click()
+    assert page.evaluate(spec) == []
+
 def add_source(rt, slug: str = "shop") -> None:  # type: ignore[no-untyped-def]
     rt.catalog.save([parse_source({"slug": slug})], [])
 
@@ -47,7 +58,7 @@ def cond(page, loc: str):  # type: ignore[no-untyped-def]
 
 def build_order_rule(page, live_server: str, sink_url: str) -> None:  # type: ignore[no-untyped-def]
     """Fill the builder: an `any` group with two conditions, webhook then email."""
-    page.goto(f"{live_server}/rules/new?source=shop")
+    open_new_rule(page, live_server)
     page.get_by_label("Name", exact=True).fill("big-order")
     assert page.get_by_label("Source", exact=True).input_value() == "shop"
     page.get_by_label("Description", exact=True).fill("Big orders: open a ticket, mail the team")
@@ -238,7 +249,7 @@ def test_yaml_view_round_trip(logged_in, live_server, rt) -> None:  # type: igno
 def test_invalid_rule_shows_errors_beside_fields(logged_in, live_server, rt) -> None:  # type: ignore[no-untyped-def]
     page = logged_in
     add_source(rt, "shop")
-    page.goto(f"{live_server}/rules/new?source=shop")
+    open_new_rule(page, live_server)
     page.get_by_label("Name", exact=True).fill("broken")
     page.locator("#rb-when > .rb-group").get_by_role("button", name="+ Condition").click()
     first = cond(page, "when.all[0]")
@@ -286,7 +297,7 @@ def test_backtest_lists_stored_events(logged_in, live_server, rt) -> None:  # ty
     for total in (50, 500):
         resp = httpx.post(f"{live_server}/hooks/shop", json={**SAMPLE, "total": total})
         assert resp.status_code == 202
-    page.goto(f"{live_server}/rules/new?source=shop")
+    open_new_rule(page, live_server)
     page.get_by_label("Name", exact=True).fill("bt")
     page.locator("#rb-when > .rb-group").get_by_role("button", name="+ Condition").click()
     first = cond(page, "when.all[0]")
@@ -335,7 +346,7 @@ def test_screenshot_rule_builder(logged_in, live_server, rt, sink) -> None:  # t
 def test_steps_reorder_with_the_keyboard(logged_in, live_server, rt) -> None:  # type: ignore[no-untyped-def]
     page = logged_in
     add_source(rt, "shop")
-    page.goto(f"{live_server}/rules/new?source=shop")
+    open_new_rule(page, live_server)
     for kind in ("webhook", "email", "delay"):
         page.get_by_label("Add a step").select_option(kind)
         page.get_by_role("button", name="+ Add step").click()

@@ -13,9 +13,11 @@ Before a call, ``admit`` answers in one round trip whether it may go now:
   that expires (``engine.outbound.leases``), is taken in the same round trip — verdict
   ``full`` when every slot is out.
 - **rate limit** (configured ``rate_limit: {requests, per_s}``): a GCRA schedule with no
-  burst, calls ``per_s / requests`` apart; each call reserves the next free slot and
-  waits for it (a short wait in the thread, a long
-  one as a scheduled step).
+  burst, calls ``per_s / requests`` apart; a call whose turn is close
+  (``reserve_within_s``) reserves it and waits for it in the thread; one further off is
+  told when the next turn is, reserves nothing, and comes back then as a scheduled step
+  (a reserved turn nobody used pushed every later one back: with held steps from two
+  workers the schedule ran away and nothing was delivered).
 
 The state is a hash per destination that exists only while it fails or is held, so a
 healthy destination costs one read per call.
@@ -38,7 +40,8 @@ KEY = "hookwise:dest:{}"
 RATE_KEY = "hookwise:dest-rate:{}"
 
 # KEYS: state, rate, slots. ARGV: interval_s (0: no limit), tolerance_s, probe_timeout_s,
-# probe_wait_s, slot limit (0: none), lease id, lease ttl_s.
+# probe_wait_s, slot limit (0: none), lease id, lease ttl_s, reserve_within_s (a rate turn
+# later than this is answered, not reserved).
 # -> {verdict, until, since, error, slot}; verdict: ok | tracked | probe | paused | slowed |
 # rate | full; slot '1' when a lease was taken (also with rate: the caller gives it back
 # if it does not wait for its turn)
@@ -81,6 +84,9 @@ if interval > 0 then
   if tat < now then tat = now end
   local at = tat - tonumber(ARGV[2])
   if at < now then at = now end
+  -- a turn further off than the caller waits for is not reserved: a held step that
+  -- came back would reserve yet another one, and the schedule ran away from them all
+  if at - now > tonumber(ARGV[8]) then return {'rate', tostring(at), '', '', slot} end
   redis.call('SET', KEYS[2], tostring(tat + interval), 'PX',
              math.ceil((tat + interval - now) * 1000) + 1000)
   if at > now then return {'rate', tostring(at), '', '', slot} end
@@ -151,7 +157,7 @@ class DestinationGuard:
     def admit(self, destination: str, *, requests: int | None = None,
               per_s: float | None = None, probe_timeout_s: float = 10.0,
               slots: int | None = None, lease: str | None = None,
-              lease_ttl_s: float = 30.0) -> Admission:
+              lease_ttl_s: float = 30.0, reserve_within_s: float = 1e9) -> Admission:
         """``slots``/``lease``: also take one of the destination's ``slots`` (its
         configured concurrency, across every worker) as ``lease`` — in the same round
         trip; ``Admission.lease`` says whether it was taken."""
@@ -165,7 +171,7 @@ class DestinationGuard:
             keys=[KEY.format(destination), RATE_KEY.format(destination),
                   SLOTS_KEY.format(destination)],
             args=[interval, tolerance, probe_timeout_s, PROBE_WAIT_S, limit, lease or "",
-                  lease_ttl_s]))
+                  lease_ttl_s, reserve_within_s]))
         taken = lease if slot == "1" else None
         if verdict == "paused":
             return Admission(verdict, float(until), _paused_reason(destination, since, error))

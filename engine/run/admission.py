@@ -127,7 +127,7 @@ class Admitter:
                 admission = self.guard.admit(  # type: ignore[union-attr]
                     destination, requests=rate.requests if rate else None,
                     per_s=rate.per_s if rate else None, slots=slots, lease=lease,
-                    lease_ttl_s=book.ttl_s)
+                    lease_ttl_s=book.ttl_s, reserve_within_s=INLINE_WAIT_S)
             except redis.RedisError as exc:  # deliver rather than stall on the guard's store
                 log.warning("destination guard unavailable (%s); %s goes unguarded "
                             "(this worker's share only)", exc, destination)
@@ -197,7 +197,8 @@ class Admitter:
             return Admission("ok")
         try:
             admission = guard.admit(destination, requests=rate.requests if rate else None,
-                                    per_s=rate.per_s if rate else None)
+                                    per_s=rate.per_s if rate else None,
+                                    reserve_within_s=INLINE_WAIT_S)
             if admission.verdict == "ok" and rate is None:
                 self._healthy[destination] = time.monotonic() + HEALTHY_FOR_S
             return admission

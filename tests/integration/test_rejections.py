@@ -272,3 +272,21 @@ def test_a_rejected_request_is_visible_with_its_reason_in_the_browser(  # type: 
         page.goto(f"{live_server}/rejections?source=gh&since=1h")
         page.locator("table.rejections tbody tr").first.locator("summary").click()
         page.screenshot(path=str(SCREENSHOTS / "rejections.png"), full_page=True)
+
+
+def test_the_events_list_has_a_rejected_filter(sources, rt, client, user):  # type: ignore[no-untyped-def]
+    """Issue 14, item 9: "rejected" in the events list's status filter leads to the
+    refused requests of that source, with their reason."""
+    from tests.integration.test_ui_pages import log_in
+
+    assert client.post("/hooks/gh", json={}, headers={
+        "X-Hub-Signature-256": "sha256=" + "0" * 64}).status_code == 401
+    rt.rejections.flush()
+    log_in(client)
+    page = client.get("/events").get_data(as_text=True)
+    assert '<option value="rejected"' in page
+    r = client.get("/events?status=rejected&source=gh&since=1h")
+    assert r.status_code == 302 and r.headers["Location"].startswith("/rejections?")
+    assert "source=gh" in r.headers["Location"] and "since=1h" in r.headers["Location"]
+    shown = client.get(r.headers["Location"]).get_data(as_text=True)
+    assert "gh" in shown and "401" in shown

@@ -72,9 +72,12 @@ def _offset() -> int:
 
 
 @bp.get("/events")
-def events_list() -> str:
+def events_list() -> str | Response:
     rt = runtime()
     f = _filters()
+    if f["status"] == "rejected":  # refused requests are not events: their own list
+        return redirect(url_for(".rejections_list", **{k: v for k, v in (
+            ("source", f["source"]), ("since", f["since"])) if v}))
     offset = _offset()
     errors: dict[str, list[str]] = {}
     try:
@@ -94,7 +97,8 @@ def events_list() -> str:
     if f["source"] and f["source"] not in sources:
         sources.append(f["source"])
     return render_template("events.html", sources=sources,
-                           statuses=[s.value for s in EventStatus], since_options=SINCE, **ctx)
+                           statuses=[s.value for s in EventStatus] + ["rejected"],
+                           since_options=SINCE, **ctx)
 
 
 @bp.post("/events/retry-failed")

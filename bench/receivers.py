@@ -109,6 +109,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g = ap.add_argument_group("receiver stages (latency, hanging, flapping)")
     g.add_argument("--latencies", default="0,50,200,1000",
                    help="receiver latencies for the latency stage, ms")
+    g.add_argument("--destination-concurrency", type=int, default=0,
+                   help="latency: configure the receiver's destination with this concurrency")
     g.add_argument("--latency-events", type=int, default=2000, help="burst per latency")
     g.add_argument("--latency-cap", type=float, default=120,
                    help="stop a latency after this many s from the first send")
@@ -229,6 +231,9 @@ def latency_run(args: argparse.Namespace, ms: int) -> dict[str, Any]:
     sink = SinkProc(latency_ms=ms)
     try:
         rules = RULES_YAML.format(source=SOURCE, sink_port=sink.port)
+        if args.destination_concurrency:  # the cap across workers (Redis leases) in play
+            rules = rules.replace("\nrules:", "\ndestinations: [{host: 127.0.0.1, concurrency: "
+                                  f"{args.destination_concurrency}}}]\nrules:", 1)
         with served(args, f"lat{ms}", rules) as s:
             warm(s.port, sink)
             log(f"latency {ms} ms: burst of {args.latency_events} from {args.senders} "

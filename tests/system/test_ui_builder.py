@@ -43,6 +43,7 @@ def open_new_rule(page, live_server) -> None:  # type: ignore[no-untyped-def]
         page.get_by_role("button", name="Remove step 1").click()
     assert page.evaluate(spec) == []
 
+
 def add_source(rt, slug: str = "shop") -> None:  # type: ignore[no-untyped-def]
     rt.catalog.save([parse_source({"slug": slug})], [])
 
@@ -365,3 +366,23 @@ def test_steps_reorder_with_the_keyboard(logged_in, live_server, rt) -> None:  #
 
     page.get_by_role("button", name="Remove step 1").click()
     assert page.evaluate(ids) == ["webhook", "email"]
+
+
+def test_a_taken_name_gets_a_sentence_not_an_api_call(logged_in, live_server, rt) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14, item 11: the builder says what to do about a taken name in words about
+    the rule, not "PUT /api/v1/rules/… to change it"."""
+    page = logged_in
+    add_source(rt, "shop")
+    add_rule(rt, {"name": "taken", "source": "shop",
+                  "actions": [{"id": "a", "type": "delay", "seconds": 1}]})
+    open_new_rule(page, live_server)
+    page.get_by_label("Name", exact=True).fill("taken")
+    page.get_by_label("Add a step").select_option("delay")
+    page.get_by_role("button", name="+ Add step").click()
+    page.locator('[data-loc="actions[0]"]').get_by_label("Seconds", exact=True).fill("5")
+    page.get_by_role("button", name="Save rule").click()
+    message = page.locator('[data-loc="name"] .rb-error-msg')
+    message.wait_for()
+    text = message.inner_text()
+    assert "a rule named taken already exists" in text and "open that rule" in text
+    assert "PUT" not in text and "/api/" not in text

@@ -1262,7 +1262,8 @@
     }
     btn.removeAttribute("aria-busy");
     if (r.status === 409) {
-      showErrors([{ loc: "name", message: (r.data && r.data.message) || "a rule with this name already exists" }]);
+      // The API's message names the API call; people get a sentence about their rule.
+      showErrors([{ loc: "name", message: `a rule named ${spec.name} already exists: choose another name, or open that rule to change it` }]);
       return;
     }
     if (r.status !== 200 && r.status !== 201) { apiFailed(r); return; }

@@ -37,11 +37,16 @@
     reply: { label: "Reply", blurb: "answer the caller", id: "reply" },
     state: { label: "State", blurb: "remember values per conversation", id: "remember" },
     delay: { label: "Delay", blurb: "wait before the next step", id: "wait" },
+    branch: { label: "Branch", blurb: "run the first case that holds", id: "route" },
+    foreach: { label: "For each", blurb: "run steps once per item of a list", id: "each" },
+    set: { label: "Set", blurb: "name values computed once", id: "vars" },
+    emit: { label: "Emit", blurb: "raise an event on another source", id: "emit" },
   };
   // what each action returns (the engine's, not the rule language's): template chips
   const STEP_OUTPUTS = {
     webhook: ["status", "headers", "json", "text"], email: ["message_id"],
     db_write: ["rowcount"], reply: ["status", "json", "text"], state: [], delay: [],
+    branch: ["case"], foreach: ["items"], set: [], emit: ["event_id", "source"],
   };
   const CONTEXT_CHIPS = [
     ["body", "body"], ["headers", "headers['x-…']"], ["query", "query"],
@@ -104,6 +109,27 @@
     ],
     delay: [
       { k: "seconds", label: "Seconds", placeholder: "30", hint: "a number, or a template that renders one" },
+    ],
+    branch: [
+      { k: "cases", label: "Cases (the first that holds runs)" },
+      { k: "else", label: "Else (no case holds)" },
+    ],
+    foreach: [
+      { k: "items", label: "Items", cls: "rb-grow", path: true, placeholder: "$.body.line_items[*]",
+        hint: "a path to a list; click a list in the sample to use its [*]" },
+      { k: "as", label: "Each item is called", cls: "rb-narrow" },
+      { k: "max_items", label: "At most", cls: "rb-narrow" },
+      { k: "concurrency", label: "In parallel", cls: "rb-narrow", hint: "1 = one after the other" },
+      { k: "steps", label: "For each item, run" },
+    ],
+    set: [
+      { k: "values", label: "Values (name → template)", firstRow: true, keyHint: "name", add: "Value" },
+    ],
+    emit: [
+      { k: "source", label: "Source", cls: "rb-grow", list: "rb-sources", placeholder: "deploys",
+        hint: "a source of this instance; rules on it see the new event" },
+      { k: "headers", label: "Headers" },
+      { k: "payload", label: "Body" },
     ],
   };
 
@@ -185,6 +211,9 @@
   // the stored connections, offered by a webhook step's Connection box
   document.body.append(h("datalist", { id: "rb-connections" },
     (initial.connections || []).map((name) => h("option", { value: name }))));
+  // the sources of this instance, offered by an emit step's Source box
+  document.body.append(h("datalist", { id: "rb-sources" },
+    (initial.sources || []).map((name) => h("option", { value: name }))));
   const LANG = initial.language;
   const byName = (fields) => Object.fromEntries(fields.map((f) => [f.name, f]));
   const humanize = (name) => name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, " ");
@@ -232,9 +261,11 @@
     const scalarDefault = typeof f.default === "string" || typeof f.default === "number";
     const field = {
       ...look,
-      // a list of objects or of steps (a flow block's cases and steps) is edited as YAML
+      // a flow block's step lists and a branch's cases are edited in place; any other
+      // list of objects as YAML
       widget: look.part ? "part" : look.widget
-        || (f.kind === "list" && (f.items === "object" || f.items === "step") ? "yaml" : null)
+        || (f.kind === "list" && f.items === "step" ? "steps" : null)
+        || (f.kind === "list" && f.items === "object" ? (f.name === "cases" ? "cases" : "yaml") : null)
         || WIDGET_OF_KIND[f.kind] || "yaml",
       tpl: f.template, typed: f.values === "any", required: f.required, default: f.default,
       placeholder: look.placeholder || (scalarDefault ? String(f.default) : null),
@@ -346,14 +377,52 @@
       else if (f.widget === "list" || f.widget === "one-or-list") s[f.k] = listText(v);
       else if (f.widget === "select") s[f.k] = blank(v) ? (f.default ?? f.options[0]) : String(v);
       else if (f.widget === "yaml") s[f.k] = v === undefined || v === null ? "" : dumpFlow(v);
+      else if (f.widget === "steps") s[f.k] = (Array.isArray(v) ? v : []).map(stepFromSpec);
+      else if (f.widget === "cases") s[f.k] = (Array.isArray(v) ? v : []).map(caseFromSpec);
       else s[f.k] = v === undefined || v === null ? "" : String(v);
     }
     return s;
   }
 
+  /** A condition as the form's tree: always a group at the top (an empty one: none). */
+  function whenFromSpec(w) {
+    if (!w) return { t: "group", kind: "all", children: [] };
+    const node = condFromSpec(w);
+    return node.t === "group" ? node : { t: "group", kind: "all", children: [node] };
+  }
+
+  /** The inverse for a step's or a case's own condition: a lone condition in an ALL group
+   * is written as itself; null for none. */
+  function whenToSpec(root) {
+    if (!root.children.length) return null;
+    if (root.kind === "all" && root.children.length === 1) return condToSpec(root.children[0]);
+    return condToSpec(root);
+  }
+
+  /** One case of a branch: its name, its condition (edited like the rule's) and steps. */
+  function caseFromSpec(c) {
+    c = isObject(c) ? c : {};
+    const known = ["name", "when", "steps"];
+    return { name: c.name === undefined || c.name === null ? "" : String(c.name), when: whenFromSpec(c.when),
+             steps: (Array.isArray(c.steps) ? c.steps : []).map(stepFromSpec),
+             extra: Object.fromEntries(Object.entries(c).filter(([k]) => !known.includes(k))) };
+  }
+
+  function caseToSpec(c, loc, errs) {
+    const out = {};
+    if (!blank(c.name)) out.name = c.name.trim();
+    const when = whenToSpec(c.when);
+    if (when) out.when = when;
+    out.steps = c.steps.map((st, j) => stepToSpec(st, `${loc}.steps[${j}]`, errs));
+    return Object.assign(out, c.extra || {});
+  }
+
+  function newCase() {
+    return { name: "", when: { t: "group", kind: "all", children: [newPredicate()] }, steps: [], extra: {} };
+  }
+
   /** One step as the API wants it; bad client-side input (JSON, YAML) goes to `errs`. */
-  function stepToSpec(s, i, errs) {
-    const loc = `actions[${i}]`;
+  function stepToSpec(s, loc, errs) {
     const out = {};
     if (!blank(s.id)) out.id = s.id.trim();
     out.type = s.type;
@@ -383,6 +452,10 @@
         // a required one goes out blank too, so the server says what it wants there
         if (!blank(v)) out[f.k] = toNumberish(v);
         else if (f.required) out[f.k] = "";
+      } else if (f.widget === "steps") {
+        if ((v || []).length || f.required) out[f.k] = (v || []).map((st, j) => stepToSpec(st, `${loc}.${f.k}[${j}]`, errs));
+      } else if (f.widget === "cases") {
+        out[f.k] = (v || []).map((c, j) => caseToSpec(c, `${loc}.${f.k}[${j}]`, errs));
       } else if (f.widget === "yaml") {
         if (!blank(v)) {
           try { out[f.k] = loadYaml(v); } catch (e) {
@@ -423,12 +496,7 @@
       enabled: spec.enabled !== false, priority: spec.priority ?? 0, stop: !!spec.stop,
       extra: Object.fromEntries(Object.entries(spec).filter(([k]) => !known.includes(k))),
     };
-    const w = spec.when;
-    if (!w) state.when = { t: "group", kind: "all", children: [] };
-    else {
-      const node = condFromSpec(w);
-      state.when = node.t === "group" ? node : { t: "group", kind: "all", children: [node] };
-    }
+    state.when = whenFromSpec(spec.when);
     state.actions = (Array.isArray(spec.actions) ? spec.actions : []).map(stepFromSpec);
   }
 
@@ -451,7 +519,7 @@
     spec.priority = blank(m.priority) ? 0 : toNumberish(m.priority);
     spec.stop = !!m.stop;
     if (state.when.children.length) spec.when = condToSpec(state.when);
-    spec.actions = state.actions.map((s, i) => stepToSpec(s, i, errs));
+    spec.actions = state.actions.map((s, i) => stepToSpec(s, `actions[${i}]`, errs));
     return Object.assign(spec, m.extra || {});
   }
 
@@ -463,9 +531,27 @@
     return blank(s.id) ? `step${i + 1}` : s.id.trim();
   }
 
+  /** The step lists a step holds (a block's), each with its loc relative to the step. */
+  function subLists(s) {
+    const out = [];
+    for (const f of STEP_FIELDS[s.type] || []) {
+      if (f.widget === "steps") out.push({ list: s[f.k] || [], key: f.k });
+      if (f.widget === "cases") (s[f.k] || []).forEach((c, j) => out.push({ list: c.steps, key: `${f.k}[${j}].steps` }));
+    }
+    return out;
+  }
+
+  /** Every step of `list` and of the blocks in it, depth first. */
+  function allSteps(list, out) {
+    out = out || [];
+    list.forEach((s, i) => { out.push([s, i]); for (const sub of subLists(s)) allSteps(sub.list, out); });
+    return out;
+  }
+
   function freshStepId(type) {
     const base = stepText(type).id;
-    const taken = new Set(state.actions.map(stepId));
+    // step ids are unique across the whole rule, blocks included
+    const taken = new Set(allSteps(state.actions).map(([s, i]) => stepId(s, i)));
     if (!taken.has(base)) return base;
     for (let n = 2; ; n++) if (!taken.has(`${base}${n}`)) return `${base}${n}`;
   }
@@ -523,43 +609,48 @@
   function renderWhen(focusNode) {
     clearVerdicts();
     const root = $("#rb-when");
-    root.replaceChildren(renderGroup(state.when, "when", null, 0));
+    root.replaceChildren(renderGroup(state.when, "when", null, 0, RULE_WHEN));
     if (focusNode && focusNode.focusEl) focusNode.focusEl.focus();
   }
 
-  function renderGroup(node, loc, parent, depth) {
+  // How a condition tree is drawn again after a change, and worded at its top: the rule's
+  // own (in #rb-when), or a branch case's (inside the steps).
+  const RULE_WHEN = { redraw: () => renderWhen(), head: "Match",
+    empty: "No conditions: the rule matches every event of its source." };
+  const CASE_WHEN = { redraw: () => renderActions(), head: "When",
+    empty: "No conditions: this case always holds (later cases never run)." };
+
+  function renderGroup(node, loc, parent, depth, ui) {
     const kindId = uid("kind");
     const box = h("div", { class: `rb-group rb-group-${node.kind}`, "data-loc": loc });
     const kindSel = h("select", { id: kindId, class: "rb-kind",
-      onchange: (e) => { node.kind = e.target.value; renderWhen(); focusLoc(loc, ":scope > .rb-group-head select"); } },
+      onchange: (e) => { node.kind = e.target.value; ui.redraw(); focusLoc(loc, ":scope > .rb-group-head select"); } },
       ["all", "any", "not"].map((k) => h("option", { value: k, selected: k === node.kind }, GROUP_LABEL[k])));
     const head = h("div", { class: "rb-group-head" },
-      h("label", { for: kindId, class: "rb-inline-label" }, depth === 0 ? "Match" : "Group"),
+      h("label", { for: kindId, class: "rb-inline-label" }, depth === 0 ? ui.head : "Group"),
       kindSel,
       h("span", { class: "rb-verdict", "aria-live": "polite" }),
       parent ? h("button", { type: "button", class: "rb-icon rb-remove", "aria-label": "Remove this group",
         title: "Remove group",
-        onclick: () => { parent.children.splice(parent.children.indexOf(node), 1); renderWhen(); } }, "✕") : null);
+        onclick: () => { parent.children.splice(parent.children.indexOf(node), 1); ui.redraw(); } }, "✕") : null);
     box.append(head);
     const list = h("div", { class: "rb-children" });
     node.children.forEach((child, i) => {
       const cl = childLoc(node, loc, i);
-      list.append(child.t === "group" ? renderGroup(child, cl, node, depth + 1) : renderPredicate(child, cl, node));
+      list.append(child.t === "group" ? renderGroup(child, cl, node, depth + 1, ui) : renderPredicate(child, cl, node, ui));
     });
     if (!node.children.length) {
-      list.append(h("p", { class: "rb-empty" }, depth === 0
-        ? "No conditions: the rule matches every event of its source."
-        : "Empty group: add a condition."));
+      list.append(h("p", { class: "rb-empty" }, depth === 0 ? ui.empty : "Empty group: add a condition."));
     }
     box.append(list);
     box.append(h("div", { class: "rb-group-foot" },
       h("button", { type: "button", class: "rb-small outline",
-        onclick: () => { const p = newPredicate(); node.children.push(p); renderWhen(); focusFirst(p); } },
+        onclick: () => { const p = newPredicate(); node.children.push(p); ui.redraw(); focusFirst(p); } },
         "+ Condition"),
       h("button", { type: "button", class: "rb-small outline secondary",
         onclick: () => {
           const g = { t: "group", kind: "any", children: [newPredicate()] };
-          node.children.push(g); renderWhen(); focusFirst(g.children[0]);
+          node.children.push(g); ui.redraw(); focusFirst(g.children[0]);
         } }, "+ Group")));
     return box;
   }
@@ -579,7 +670,7 @@
     if (node._pathId) focusById(node._pathId);
   }
 
-  function renderPredicate(node, loc, parent) {
+  function renderPredicate(node, loc, parent, ui) {
     const pathId = uid("path");
     const opId = uid("op");
     const valId = uid("value");
@@ -639,12 +730,12 @@
         valueWrap,
         h("button", { type: "button", class: "rb-icon rb-remove", "aria-label": "Remove this condition",
           title: "Remove condition",
-          onclick: () => { parent.children.splice(parent.children.indexOf(node), 1); renderWhen(); } }, "✕")),
+          onclick: () => { parent.children.splice(parent.children.indexOf(node), 1); ui.redraw(); } }, "✕")),
       h("div", { class: "rb-cond-foot" }, options, h("span", { class: "rb-verdict", "aria-live": "polite" })));
 
     function rerenderPredicate() {
       const focused = document.activeElement && document.activeElement.id;
-      const fresh = renderPredicate(node, loc, parent);
+      const fresh = renderPredicate(node, loc, parent, ui);
       row.replaceWith(fresh);
       if (focused === opId) fresh.querySelector(".rb-cond-op select").focus();
       const vp = [...fresh.querySelectorAll(".rb-cond-options input[type=checkbox]")][1];
@@ -654,9 +745,14 @@
   }
 
   // -- rendering: steps ---------------------------------------------------------------------
+  // The chain is a list of steps; a flow block (branch, foreach) holds lists of its own,
+  // drawn the same way inside it. Every change redraws the whole chain (renderActions);
+  // a step keeps a key across redraws (data-key), so focus goes back where it was.
+  const TOP = { prefix: "", chips: CONTEXT_CHIPS, where: "the chain" };
+
   function renderActions(focusSel) {
     const ol = $("#rb-actions");
-    ol.replaceChildren(...state.actions.map((s, i) => renderStep(s, i)));
+    ol.replaceChildren(...stepItems(state.actions, "actions", TOP));
     if (!state.actions.length) {
       ol.append(h("li", { class: "rb-empty" }, "No steps yet. A rule needs at least one: add it below."));
     }
@@ -666,65 +762,135 @@
     }
   }
 
-  function chipsFor(i) {
-    const chips = CONTEXT_CHIPS.map(([label, expr]) => [label, expr]);
-    state.actions.slice(0, i).forEach((prev, j) => {
-      const id = stepId(prev, j);
-      for (const out of STEP_OUTPUTS[prev.type] || []) chips.push([`steps.${id}.${out}`, `steps.${id}.${out}`]);
-    });
+  const keyOf = (s) => s._key || (s._key = uid("step"));
+  const inStep = (s, sel) => `[data-key="${keyOf(s)}"] > ${sel}`;
+
+  function stepItems(list, listLoc, ctx) {
+    return list.map((s, i) => renderStep(s, i, list, `${listLoc}[${i}]`, ctx));
+  }
+
+  /** A block's own list of steps, with its own "add a step" row. */
+  function renderStepList(list, listLoc, ctx, label) {
+    const ol = h("ol", { class: "rb-steps rb-nested", "data-loc": listLoc }, stepItems(list, listLoc, ctx));
+    if (!list.length) ol.append(h("li", { class: "rb-empty" }, "No steps here yet."));
+    const selId = uid("newstep");
+    const sel = h("select", { id: selId, class: "rb-mini" }, stepTypeOptions());
+    const add = h("div", { class: "rb-add-step rb-add-nested" },
+      h("label", { for: selId, class: "rb-inline-label" }, "Add a step"), sel,
+      h("button", { type: "button", class: "rb-small outline secondary",
+        "aria-label": `Add a step to ${label} (${ctx.where})`,
+        onclick: () => {
+          const st = newStep(sel.value);
+          list.push(st);
+          renderActions(`${inStep(st, ".rb-step-fields")} input, ${inStep(st, ".rb-step-fields")} select`);
+        } }, "+ Step"));
+    return h("div", { class: "rb-block-list" }, ol, add);
+  }
+
+  /** The template chips a step may use: what its block's context offers (the event, an
+   * item…) and the results of every step before it in its list, blocks' steps included. */
+  function chipsFor(list, i, ctx) {
+    const chips = ctx.chips.slice();
+    for (const [prev, j] of allSteps(list.slice(0, i))) chips.push(...outputChips(prev, j));
     return chips;
   }
 
-  function moveStep(i, delta) {
+  function outputChips(s, i) {
+    const id = stepId(s, i);
+    const outs = s.type === "set"
+      ? (s.values || []).map(([k]) => k.trim()).filter((k) => k !== "")
+      : STEP_OUTPUTS[s.type] || [];
+    return outs.map((out) => [`steps.${id}.${out}`, `steps.${id}.${out}`]);
+  }
+
+  /** What the steps inside a block see besides what the block itself sees. */
+  // Numbers: step 2's foreach steps are 2.1, 2.2…; its cases' steps 2.1.1 (case 1, step 1)
+  // and its else steps 2.else.1.
+  function innerContext(s, list, i, ctx, n, where, key) {
+    const chips = chipsFor(list, i, ctx);
+    if (s.type === "foreach") {
+      const name = blank(s.as) ? "item" : s.as.trim();
+      chips.unshift([name, name], ["loop.index", "loop.index"]);
+    }
+    const m = /^cases\[(\d+)\]/.exec(key || "");
+    const prefix = m ? `${n}.${Number(m[1]) + 1}.` : key === "else" ? `${n}.else.` : `${n}.`;
+    return { prefix, chips, where, step: n };
+  }
+
+  function moveStep(list, i, delta) {
     const j = i + delta;
-    if (j < 0 || j >= state.actions.length) return;
-    const [s] = state.actions.splice(i, 1);
-    state.actions.splice(j, 0, s);
-    renderActions(`li:nth-child(${j + 1}) .rb-move-${delta < 0 ? "up" : "down"}`);
-    const btn = $(`#rb-actions li:nth-child(${j + 1}) .rb-move-${delta < 0 ? "up" : "down"}`);
+    if (j < 0 || j >= list.length) return;
+    const [s] = list.splice(i, 1);
+    list.splice(j, 0, s);
+    const dir = delta < 0 ? "up" : "down";
+    renderActions(inStep(s, `.rb-step-head .rb-move-${dir}`));
+    const btn = $(`#rb-actions ${inStep(s, `.rb-step-head .rb-move-${dir}`)}`);
     if (!btn || btn.disabled) {
-      const other = $(`#rb-actions li:nth-child(${j + 1}) .rb-move-${delta < 0 ? "down" : "up"}`);
+      const other = $(`#rb-actions ${inStep(s, `.rb-step-head .rb-move-${dir === "up" ? "down" : "up"}`)}`);
       if (other) other.focus();
     }
   }
 
-  function renderStep(s, i) {
-    const loc = `actions[${i}]`;
-    const n = i + 1;
+  /** A collapsed step's head says what it does: its URL, recipient, table, items… */
+  function stepGist(s) {
+    if (s.type === "branch") return `${(s.cases || []).length} case(s)${(s.else || []).length ? " + else" : ""}`;
+    if (s.type === "foreach") return `${s.items || "?"} → ${(s.steps || []).length} step(s)`;
+    for (const k of ["url", "to", "table", "key", "source", "seconds"]) if (!blank(s[k])) return String(s[k]);
+    return "";
+  }
+
+  function renderStep(s, i, list, loc, ctx) {
+    const n = `${ctx.prefix}${i + 1}`;
     const idId = uid("sid");
     let lastTpl = null;
     const trackTpl = (el) => { el.addEventListener("focus", () => { lastTpl = el; }); return el; };
     const tplFields = [];
+    const collapsed = !!s._collapsed;
+    const top = list === state.actions;
 
     const head = h("div", { class: "rb-step-head" },
-      h("span", { class: `rb-step-badge rb-type-${s.type}` }, `${n}`),
+      h("button", { type: "button", class: "rb-icon rb-collapse", "aria-expanded": String(!collapsed),
+        "aria-label": `${collapsed ? "Expand" : "Collapse"} step ${n}`, title: collapsed ? "Expand" : "Collapse",
+        onclick: () => { s._collapsed = !collapsed; renderActions(inStep(s, ".rb-step-head .rb-collapse")); } },
+        collapsed ? "▸" : "▾"),
+      h("span", { class: `rb-step-badge rb-type-${s.type}` }, n),
       h("strong", {}, stepText(s.type).label),
+      collapsed ? h("span", { class: "rb-muted rb-gist" }, stepGist(s)) : null,
       h("div", { class: "rb-field rb-step-id", "data-loc": `${loc}.id` },
         h("label", { for: idId, class: "rb-inline-label" }, "id"),
-        h("input", { id: idId, value: s.id, placeholder: `step${n}`, autocomplete: "off",
+        h("input", { id: idId, value: s.id, placeholder: `step${i + 1}`, autocomplete: "off",
           spellcheck: "false", oninput: (e) => { s.id = e.target.value; refreshChips(); } })),
       h("div", { class: "rb-step-tools" },
         h("button", { type: "button", class: "rb-icon rb-move-up", "aria-label": `Move step ${n} up`,
-          title: "Move up", disabled: i === 0, onclick: () => moveStep(i, -1) }, "↑"),
+          title: "Move up", disabled: i === 0, onclick: () => moveStep(list, i, -1) }, "↑"),
         h("button", { type: "button", class: "rb-icon rb-move-down", "aria-label": `Move step ${n} down`,
-          title: "Move down", disabled: i === state.actions.length - 1, onclick: () => moveStep(i, 1) }, "↓"),
+          title: "Move down", disabled: i === list.length - 1, onclick: () => moveStep(list, i, 1) }, "↓"),
         h("button", { type: "button", class: "rb-icon rb-remove", "aria-label": `Remove step ${n}`,
           title: "Remove step", onclick: () => {
-            state.actions.splice(i, 1); renderActions(); $("#rb-add-step").focus();
+            list.splice(i, 1);
+            if (top) { renderActions(); $("#rb-add-step").focus(); return; }
+            const near = list[Math.min(i, list.length - 1)];
+            renderActions(near ? inStep(near, ".rb-step-head .rb-remove") : null);
           } }, "✕")));
 
     const grid = h("div", { class: "rb-grid rb-step-fields" });
-    for (const f of STEP_FIELDS[s.type] || []) grid.append(renderStepField(s, f, loc, trackTpl, tplFields));
+    for (const f of STEP_FIELDS[s.type] || []) {
+      if (f.widget === "steps" || f.widget === "cases") {
+        const where = `step ${n} (${stepId(s, i)})`;
+        grid.append(renderBlockField(s, f, loc, (key) => innerContext(s, list, i, ctx, n, where, key)));
+      } else grid.append(renderStepField(s, f, loc, trackTpl, tplFields));
+    }
 
     const chipBox = h("div", { class: "rb-chips" });
     function refreshChips() {
       chipBox.replaceChildren(h("span", { class: "rb-muted" }, "available:"),
-        ...chipsFor(i).map(([label, expr]) => h("button", { type: "button", class: "rb-chip",
+        ...chipsFor(list, i, ctx).map(([label, expr]) => h("button", { type: "button", class: "rb-chip",
           title: `Insert {{ ${expr} }}`, "aria-label": `Insert ${label}`,
           onmousedown: (e) => e.preventDefault(),
           onclick: () => insertTemplate(lastTpl || tplFields[0], `{{ ${expr} }}`) }, label)));
     }
     refreshChips();
+    if (!tplFields.length) chipBox.hidden = true; // nothing here takes a template
 
     // per-step extras: when, on_error, retry
     const whenId = uid("swhen");
@@ -752,8 +918,62 @@
             h("label", { for: retryId }, "Custom retry schedule")))),
       retryBox);
 
-    return h("li", { class: `rb-step rb-step-${s.type}`, "data-loc": loc },
-      head, grid, chipBox, extras, h("div", { class: "rb-step-result", "aria-live": "polite" }));
+    const body = h("div", { class: "rb-step-body", hidden: collapsed }, grid, chipBox, extras);
+    return h("li", { class: `rb-step rb-step-${s.type}${top ? "" : " rb-step-inner"}`, "data-loc": loc,
+      "data-key": keyOf(s) }, head, body, h("div", { class: "rb-step-result", "aria-live": "polite" }));
+  }
+
+  /** A flow block's nested part: a step list (a foreach's steps, a branch's else) or a
+   * branch's cases, each with its name, its condition tree and its steps. */
+  function renderBlockField(s, f, loc, contextOf) {
+    const floc = `${loc}.${f.k}`;
+    if (f.widget === "steps") {
+      return h("div", { class: "rb-field rb-full rb-block", "data-loc": floc },
+        h("span", { class: "rb-block-label" }, f.label),
+        renderStepList(s[f.k], floc, contextOf(f.k), f.label.toLowerCase()));
+    }
+    const ctx = contextOf("cases[0]");
+    const cases = s[f.k];
+    const box = h("div", { class: "rb-field rb-full rb-block rb-cases", "data-loc": floc },
+      h("span", { class: "rb-block-label" }, f.label));
+    cases.forEach((c, j) => {
+      const cloc = `${floc}[${j}]`;
+      const nameId = uid("case");
+      const label = `case ${j + 1}`; // not its name: that changes as it is typed
+      const move = (d) => {
+        const k = j + d;
+        if (k < 0 || k >= cases.length) return;
+        cases.splice(j, 1); cases.splice(k, 0, c);
+        renderActions(`[data-case="${keyOf(c)}"] .rb-case-tools .rb-move-${d < 0 ? "up" : "down"}`);
+      };
+      box.append(h("div", { class: "rb-case", "data-loc": cloc, "data-case": keyOf(c) },
+        h("div", { class: "rb-case-head" },
+          h("strong", {}, `Case ${j + 1}`),
+          h("div", { class: "rb-field rb-case-name", "data-loc": `${cloc}.name` },
+            h("label", { for: nameId, class: "rb-inline-label" }, "name"),
+            h("input", { id: nameId, value: c.name, placeholder: String(j), autocomplete: "off", spellcheck: "false",
+              oninput: (e) => { c.name = e.target.value; } })),
+          h("div", { class: "rb-step-tools rb-case-tools" },
+            h("button", { type: "button", class: "rb-icon rb-move-up", "aria-label": `Move ${label} of step ${ctx.step} up`,
+              disabled: j === 0, onclick: () => move(-1) }, "↑"),
+            h("button", { type: "button", class: "rb-icon rb-move-down", "aria-label": `Move ${label} of step ${ctx.step} down`,
+              disabled: j === cases.length - 1, onclick: () => move(1) }, "↓"),
+            h("button", { type: "button", class: "rb-icon rb-remove", "aria-label": `Remove ${label} of step ${ctx.step}`,
+              onclick: () => { cases.splice(j, 1); renderActions(inStep(s, ".rb-step-body .rb-add-case")); } }, "✕"))),
+        h("div", { class: "rb-case-when" },
+          renderGroup(c.when, `${cloc}.when`, null, 0, CASE_WHEN)),
+        h("span", { class: "rb-block-label" }, "Then run"),
+        renderStepList(c.steps, `${cloc}.steps`, { ...contextOf(`cases[${j}]`), where: `${label} of ${ctx.where}` }, label)));
+    });
+    box.append(h("button", { type: "button", class: "rb-small outline rb-add-case",
+      "aria-label": `Add a case to step ${ctx.step}`,
+      onclick: () => {
+        const c = newCase();
+        cases.push(c);
+        renderActions();
+        focusFirst(c.when.children[0]);
+      } }, "+ Case"));
+    return box;
   }
 
   function choiceOptions(name, choices) {
@@ -823,7 +1043,7 @@
     } else {
       const number = f.widget === "number";
       input = bind(h("input", { id, value: s[f.k] || "", autocomplete: "off", spellcheck: "false",
-        type: number ? "number" : "text", step: number ? "any" : null,
+        type: number ? "number" : "text", step: number ? "any" : null, class: f.path ? "rb-path path-input" : null,
         placeholder: f.placeholder || null, list: f.list || null, "aria-describedby": described }), f.k);
     }
     if (f.tpl) { trackTpl(input); tplFields.push(input); input.classList.add("rb-tpl"); }
@@ -870,11 +1090,19 @@
     el.dispatchEvent(new Event("input", { bubbles: true }));
   }
 
+  function stepTypeOptions() {
+    return STEP_TYPES.map((type) => {
+      const text = stepText(type);
+      return h("option", { value: type }, text.blurb ? `${text.label} — ${text.blurb}` : text.label);
+    });
+  }
+
   function newStep(type) {
     const s = stepFromSpec({ type, id: freshStepId(type) });
     for (const f of STEP_FIELDS[type] || []) {
       if (f.widget === "payload" && f.choices.includes("json")) s.payload = "json";
       if (f.firstRow) s[f.k] = [["", ""]];
+      if (f.widget === "cases") s[f.k] = [newCase()];
     }
     return s;
   }
@@ -1060,8 +1288,14 @@
     const count = Array.isArray(value) ? `[${entries.length}]` : `{${entries.length}}`;
     const child = (k) => { const s = path === null ? null : pathSegment(k); return s === null ? null : path + s; };
     const kids = h("ul", {}, entries.slice(0, 200).map(([k, v]) => treeNode(k, v, child(k), depth + 1)));
+    // a list also offers its every item, path[*] (what a foreach's items are)
+    const each = Array.isArray(value) && path !== null
+      ? h("button", { type: "button", class: "rb-key rb-each", "data-path": `${path}[*]`,
+        title: `Use ${path}[*] (each item)`, "aria-label": `Use ${path}[*], each item of ${key}`,
+        onclick: (e) => { e.preventDefault(); e.stopPropagation(); usePath(`${path}[*]`); } }, "[*]")
+      : null;
     return h("li", {}, h("details", { open: depth < 3 },
-      h("summary", {}, keyBtn, note, h("span", { class: "rb-muted" }, ` ${count}`)), kids));
+      h("summary", {}, keyBtn, note, h("span", { class: "rb-muted" }, ` ${count}`), each ? " " : null, each), kids));
   }
 
   function usePath(path) {
@@ -1158,7 +1392,7 @@
       ? h("p", { class: "rb-banner rb-pass" }, h("strong", {}, "✓ Matches"), " — the steps below would run.")
       : h("p", { class: "rb-banner rb-fail" }, h("strong", {}, "✗ No match"), res.reason ? ` — ${res.reason}` : "");
     const parts = [verdict];
-    if (res.trace && Object.keys(res.trace).length) {
+    if (res.trace && Object.keys(res.trace).length && !res.trace.always) {
       parts.push(h("h3", {}, "Conditions"), h("ul", { class: "rb-trace" }, traceNode(res.trace)));
       paintTrace(res.trace, "when");
     } else if (res.matched) {
@@ -1345,10 +1579,7 @@
   }
 
   function init() {
-    $("#rb-new-step").replaceChildren(...STEP_TYPES.map((type) => {
-      const text = stepText(type);
-      return h("option", { value: type }, text.blurb ? `${text.label} — ${text.blurb}` : text.label);
-    }));
+    $("#rb-new-step").replaceChildren(...stepTypeOptions());
     loadSpec(initial.rule);
     renderAll();
     guardUnsavedChanges();
@@ -1366,7 +1597,7 @@
     });
     $("#rb-add-step").addEventListener("click", () => {
       state.actions.push(newStep($("#rb-new-step").value));
-      renderActions(`li:last-child .rb-step-fields input, li:last-child .rb-step-fields select`);
+      renderActions(":scope > li:last-child > .rb-step-body > .rb-step-fields input, :scope > li:last-child > .rb-step-body > .rb-step-fields select");
     });
     $("#rb-test").addEventListener("click", runTest);
     $("#rb-save").addEventListener("click", save);

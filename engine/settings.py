@@ -25,6 +25,7 @@ SECRET_KEY_FILE = "secret.key"
 # stage chose these (64 threads delivered half of what 256 did even to an instant sink).
 DEFAULT_WORKER_CONCURRENCY = 512
 DEFAULT_DESTINATION_SHARE = 256
+DEFAULT_SWEEP_PENDING_S = 30  # seconds; HOOKWISE_SWEEP_PENDING_S
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ class Settings:
     worker_concurrency: int = DEFAULT_WORKER_CONCURRENCY
     destination_share: int = DEFAULT_DESTINATION_SHARE
     db_write_sqlite_dirs: tuple[str, ...] = ()  # where named SQLite connections may point
+    # how long an event may stay pending (stored, not yet matched) before the sweeper
+    # queues it again: its job is then presumed lost (Redis was away, a worker died)
+    sweep_pending_s: int = DEFAULT_SWEEP_PENDING_S
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -105,6 +109,7 @@ class Settings:
         max_body = _positive_int(env, "HOOKWISE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)
         concurrency = _positive_int(env, "HOOKWISE_WORKER_CONCURRENCY",
                                     DEFAULT_WORKER_CONCURRENCY)
+        pending = _positive_int(env, "HOOKWISE_SWEEP_PENDING_S", DEFAULT_SWEEP_PENDING_S)
         share = _positive_int(env, "HOOKWISE_DESTINATION_CONCURRENCY",
                               max(1, concurrency * DEFAULT_DESTINATION_SHARE
                                   // DEFAULT_WORKER_CONCURRENCY))
@@ -125,6 +130,7 @@ class Settings:
             queue_name=env.get("HOOKWISE_QUEUE", "hookwise"),
             worker_concurrency=concurrency,
             destination_share=min(share, concurrency),
+            sweep_pending_s=pending,
             db_write_sqlite_dirs=tuple(
                 d.strip() for d in env.get("HOOKWISE_DB_WRITE_SQLITE_DIRS", "").split(os.pathsep)
                 if d.strip()

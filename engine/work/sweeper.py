@@ -34,13 +34,14 @@ from engine.broker.queue import JOB_TIMEOUT_S, enqueue_event, enqueue_execution
 from engine.errors import QueueError
 from engine.ids import utcnow
 from engine.runtime import Runtime
+from engine.settings import DEFAULT_SWEEP_PENDING_S
 from engine.store import rejections
 from engine.store import statements as sql
 from engine.store.models import Event, EventStatus, Execution, ExecutionStatus, StepRun, StepStatus
 
 log = logging.getLogger(__name__)
 
-PENDING_EVENT_AFTER_S = 30.0
+PENDING_EVENT_AFTER_S = float(DEFAULT_SWEEP_PENDING_S)  # HOOKWISE_SWEEP_PENDING_S
 STALE_RUNNING_AFTER_S = JOB_TIMEOUT_S + 60.0
 OVERDUE_WAITING_AFTER_S = 60.0
 IDLE_EXECUTION_AFTER_S = 60.0
@@ -259,7 +260,7 @@ def start_background(rt: Runtime, interval_s: float = SWEEP_INTERVAL_S) -> threa
             try:
                 if not rt.redis.set(LOCK_KEY, "1", nx=True, ex=max(int(interval_s) - 1, 1)):
                     continue
-                report = sweep(rt)
+                report = sweep(rt, pending_after_s=float(rt.settings.sweep_pending_s))
                 if report.total:
                     log.warning("sweeper re-queued %s", report)
             except QueueError as exc:

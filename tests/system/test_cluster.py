@@ -27,7 +27,9 @@ def test_short_rig_run_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "cluster.json"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "cluster.py"), "--short",
                            "--events", "80", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          # the sweeper re-queues lost jobs' events after 5 s, not 30 s
+                          env={**os.environ, "HOOKWISE_SWEEP_PENDING_S": "5"})
     print(done.stdout)
     report = json.loads(out.read_text())
     faults = {r["fault"]: r for r in report["results"]}

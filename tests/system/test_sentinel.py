@@ -143,7 +143,9 @@ def test_sentinel_urls_are_parsed_with_clear_errors() -> None:
 def test_primary_killed_mid_burst_loses_nothing(ha: RedisHA, env, sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from web import create_app
 
-    own_env = {**env, "HOOKWISE_REDIS_URL": ha.url}
+    # events stored while no primary answered are re-queued by the sweeper once pending
+    # this long (default 30 s): shortened so the test waits seconds, not half a minute
+    own_env = {**env, "HOOKWISE_REDIS_URL": ha.url, "HOOKWISE_SWEEP_PENDING_S": "5"}
     settings = Settings.from_env(own_env)
     upgrade(settings)
     rt = Runtime(settings)

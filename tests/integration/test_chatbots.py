@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import text as sql
 from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
@@ -133,6 +134,8 @@ class Telegram:
         self.rt, self.client, self.work, self.sink = rt, client, work, sink
         self.update_id = 872461093
         self.sent = 0
+        self.case: str | None = None  # the branch case the last turn ran
+        self.ran: list[str] = []  # the steps inside the branch that ran, in order
 
     def say(self, text: str) -> list[str]:
         """Send one message as Ada; the bot's answers (texts sent to sendMessage)."""
@@ -147,35 +150,71 @@ class Telegram:
                                 headers={"X-Telegram-Bot-Api-Secret-Token": TG_SECRET})
         assert resp.status_code == 202, resp.get_json()
         info = run_event(self.work, self.rt, resp.get_json()["event_id"])
-        assert info["executions"][0]["status"] == "succeeded", info["executions"]
+        [ex] = info["executions"]
+        assert ex["status"] == "succeeded", info["executions"]
+        # the execution's trace: the memory, the branch (with the case it chose), and the
+        # steps of that case only, recorded under the branch's row
+        top = [s for s in ex["steps"] if s["parent_position"] is None]
+        assert [(s["step_id"], s["type"]) for s in top] == [("memory", "state"),
+                                                          ("turn", "branch")]
+        turn = top[1]
+        assert turn["status"] == "succeeded"
+        self.case = turn["output"]["case"]
+        inner = [s for s in ex["steps"] if s["parent_position"] == turn["position"]]
+        assert all(s["status"] == "succeeded" for s in inner), inner
+        self.ran = [s["step_id"] for s in inner]
         new = self.sink.requests[self.sent:]
         self.sent = len(self.sink.requests)
         for req in new:
-            assert req.path == f"/bot{TG_TOKEN}/sendMessage"
+            assert req.path == f"/bot{TG_TOKEN}/sendMessage"  # the connection's token
             assert req.json()["chat_id"] == 418093562
         return [req.json()["text"] for req in new]
+
+
+def telegram_starter(rt, tmp_path, sink, edits: dict[str, str] | None = None) -> None:  # type: ignore[no-untyped-def]
+    """The starter with its connection's base URL pointed at the sink (the Bot API)."""
+    apply_starter(rt, tmp_path, "telegram-bot",
+                  {"base_url: https://api.telegram.org": f"base_url: {sink.url}",
+                   **(edits or {})})
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_telegram_conversation_remembers_then_forgets(rt, client, work, sink,
                                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
-    apply_starter(rt, tmp_path, "telegram-bot")
-    set_secrets(rt, TELEGRAM_API=sink.url, TELEGRAM_TOKEN=TG_TOKEN, TELEGRAM_SECRET=TG_SECRET)
+    telegram_starter(rt, tmp_path, sink)
+    set_secrets(rt, TELEGRAM_TOKEN=TG_TOKEN, TELEGRAM_SECRET=TG_SECRET)
     tg = Telegram(rt, client, work, sink)
 
-    assert tg.say("/whoami") == ["I don't know you yet. Send /start and tell me your name."]
-    assert tg.say("/start") == ["Hi! What's your name?"]
+    def turn(text: str, case: str, ran: list[str]) -> list[str]:
+        answers = tg.say(text)
+        assert (tg.case, tg.ran) == (case, ran), text
+        return answers
+
+    assert turn("/whoami", "whoami_unknown", ["whoami_unknown"]) == [
+        "I don't know you yet. Send /start and tell me your name."]
+    assert turn("/start", "start", ["ask_name", "await_name"]) == ["Hi! What's your name?"]
     assert sink.requests[-1].json()["reply_markup"]["force_reply"] is True
-    assert tg.say("Ada") == ["Nice to meet you, Ada! Ask me /whoami any time."]
-    assert tg.say("/whoami") == ["You are Ada."]
-    assert tg.say("hello again") == ["Send /start to begin, or /whoami to see what I remember."]
-    assert tg.say("/whoami") == ["You are Ada."]  # chatting on does not change the name
+    assert turn("Ada", "name", ["save_name", "greet"]) == [
+        "Nice to meet you, Ada! Ask me /whoami any time."]
+    assert turn("/whoami", "whoami_known", ["whoami_known"]) == ["You are Ada."]
+    assert turn("hello again", "else", ["hint"]) == [
+        "Send /start to begin, or /whoami to see what I remember."]
+    assert turn("/whoami", "whoami_known", ["whoami_known"]) == ["You are Ada."]
     assert StateStore(rt.db).get("telegram-418093562") == {"stage": "done", "name": "Ada"}
+    assert turn("/help", "else", ["hint"]) == [  # a command it does not know: the hint
+        "Send /start to begin, or /whoami to see what I remember."]
+
+    # the bot token went only into the Bot API's path: every record shows its name
+    with rt.db.connect() as c:
+        stored = "\n".join(str(tuple(r)) for table in ("step_runs", "executions", "events")
+                           for r in c.execute(sql(f"SELECT * FROM {table}")))  # noqa: S608
+    assert TG_TOKEN not in stored and "[secret:TELEGRAM_TOKEN]" in stored
 
     # The same bot with a two-second memory: the name is kept, then forgotten.
-    apply_starter(rt, tmp_path, "telegram-bot", {"ttl_s: 3600": "ttl_s: 2"})
-    assert tg.say("/start") == ["Hi! What's your name?"]
-    assert tg.say("Grace") == ["Nice to meet you, Grace! Ask me /whoami any time."]
+    telegram_starter(rt, tmp_path, sink, {"ttl_s: 3600": "ttl_s: 2"})
+    assert turn("/start", "start", ["ask_name", "await_name"]) == ["Hi! What's your name?"]
+    assert turn("Grace", "name", ["save_name", "greet"]) == [
+        "Nice to meet you, Grace! Ask me /whoami any time."]
     with Session(rt.db) as s:  # stored with a 2 s expiry (read raw: it may be over already)
         row = s.get(ConversationState, "telegram-418093562")
     assert row is not None and row.data == {"stage": "done", "name": "Grace"}
@@ -183,8 +222,10 @@ def test_telegram_conversation_remembers_then_forgets(rt, client, work, sink,
     assert (row.expires_at - row.updated_at).total_seconds() == 2
     time.sleep(max(0.0, (row.expires_at - utcnow()).total_seconds()) + 0.05)
     assert StateStore(rt.db).get("telegram-418093562") == {}
-    assert tg.say("/whoami") == ["I don't know you yet. Send /start and tell me your name."]
-    assert tg.say("Grace") == ["Send /start to begin, or /whoami to see what I remember."]
+    assert turn("/whoami", "whoami_unknown", ["whoami_unknown"]) == [
+        "I don't know you yet. Send /start and tell me your name."]
+    assert turn("Grace", "else", ["hint"]) == [
+        "Send /start to begin, or /whoami to see what I remember."]
 
     # Telegram re-sending an update (same update_id) runs nothing again
     update = sample("telegram-bot")

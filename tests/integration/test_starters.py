@@ -1,8 +1,10 @@
 """Every starter rule in rules/templates/: its dry run passes on its sample (with its
-sample headers), and it runs end to end, unmodified except for the secrets pointing its
-outgoing calls at loopback sinks, on a sample signed exactly as the provider signs it.
+sample headers), and it runs end to end, unmodified except for the secrets (and the
+connections' base URLs) pointing its outgoing calls at loopback sinks, on a sample signed
+exactly as the provider signs it.
 
-The chat-bot starters (Slack, Telegram, Twilio) run end to end in tests/test_chatbots.py.
+The chat-bot starters (Slack, Telegram, Twilio) run end to end in
+tests/integration/test_chatbots.py.
 """
 
 from __future__ import annotations

@@ -30,13 +30,11 @@ import pytest
 import stripe
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
-from standardwebhooks.webhooks import Webhook
 from twilio.request_validator import RequestValidator
 
 from engine.store.conversations import StateStore
 from engine.store.queries import get_event
 from tests.integration.test_starters import (
-    OUT_SIGNING,
     STARTERS,
     apply_starter,
     run_event,
@@ -140,23 +138,29 @@ PUSH_BUILD = {
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_github_deliveries_through_push_ci(rt, http, work, sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     apply_starter(rt, tmp_path, "github-push-ci")
-    set_secrets(rt, GITHUB_WEBHOOK_SECRET=GH_SECRET, CI_API_URL=sink.url, CI_TOKEN="ci-tok-1")
+    set_secrets(rt, GITHUB_WEBHOOK_SECRET=GH_SECRET, DEPLOY_REQUEST_TOKEN="deploy-tok-1",
+                CI_API_URL=sink.url, CI_TOKEN="ci-tok-1")
     sink.respond("/api/v1/builds", Reply(status=201, json={"id": 4242, "state": "queued"}))
 
     # a push to main, as a hook set to application/json and as one set to the form type
     push = raw("github/push.json")
     as_form = urlencode({"payload": push.decode()}).encode()
+    pushes = []
     for body, ctype in ((push, "application/json"),
                         (as_form, "application/x-www-form-urlencoded")):
         info = run_event(work, rt, event_of(rt, github_post(http, "push", body, ctype))
                          ["event"]["id"])
-        assert step_statuses(info) == {"trigger_build": "succeeded"}
+        assert step_statuses(info) == {"request_deploy": "succeeded"}  # a deploy request
         assert info["event"]["body"] == json.loads(push)
+        deploy = run_event(work, rt, info["executions"][0]["steps"][0]["output"]["event_id"])
+        assert deploy["event"]["parent_id"] == info["event"]["id"]
+        assert step_statuses(deploy) == {"trigger_build": "succeeded"}  # deploy-requested
+        pushes.append(info["event"]["id"])
     first, second = sink.wait_for(2)
-    for req in (first, second):
+    for req, push_id in zip((first, second), pushes, strict=True):
         assert req.method == "POST" and req.path == "/api/v1/builds"
         assert req.headers["authorization"] == "Bearer ci-tok-1"
-        assert req.json() == PUSH_BUILD
+        assert req.json() == {**PUSH_BUILD, "requested_by": push_id}
 
     # every other documented event, a tag push and a branch deletion: stored, nothing runs
     for event in ("pull_request", "issues", "workflow_run", "release", "ping"):
@@ -190,9 +194,9 @@ def stripe_post(http, body: bytes):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_stripe_events_through_payment_notify(rt, http, work, sink, smtp, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    apply_starter(rt, tmp_path, "payment-notify")
-    set_secrets(rt, STRIPE_WHSEC=STRIPE_WHSEC, CHAT_API_URL=sink.url,
-                CHAT_TOKEN="xoxb-realistic", OUT_SIGNING=OUT_SIGNING)
+    apply_starter(rt, tmp_path, "payment-notify",
+                  {"base_url: https://slack.com/api": f"base_url: {sink.url}/api"})
+    set_secrets(rt, STRIPE_WHSEC=STRIPE_WHSEC, SLACK_BOT_TOKEN="xoxb-realistic")
     with rt.db.begin() as c:
         c.execute(text("CREATE TABLE payments (payment_id VARCHAR(64) PRIMARY KEY, "
                        "amount INTEGER, currency VARCHAR(3), customer VARCHAR(64), "
@@ -203,18 +207,18 @@ def test_stripe_events_through_payment_notify(rt, http, work, sink, smtp, tmp_pa
     body = body.replace("émile.zola@example.fr".encode(), b"emile.zola@example.fr")
 
     info = run_event(work, rt, event_of(rt, stripe_post(http, body))["event"]["id"])
-    assert step_statuses(info) == {"notify": "succeeded", "save": "succeeded",
+    assert step_statuses(info) == {"save": "succeeded", "notify": "succeeded",
                                    "receipt": "succeeded"}
     [req] = sink.wait_for(1)
+    assert req.path == "/api/chat.postMessage"
     assert req.headers["authorization"] == "Bearer xoxb-realistic"
     assert req.json() == {
-        "channel": "payments",
+        "channel": "#payments",
         "text": "Paid 42.50 EUR by emile.zola@example.fr (Invoice INV-2024-0518)",
         "metadata": {"event_type": "payment_succeeded",
                      "event_payload": {"payment_id": "pi_3PBx7dLkdIwHu7ix1wV4Rk2M",
                                        "amount": 4250, "currency": "eur"}},
     }
-    Webhook(OUT_SIGNING).verify(req.body, req.headers)
     with rt.db.connect() as c:
         rows = c.execute(text("SELECT payment_id, amount, currency, customer, status "
                               "FROM payments")).all()
@@ -237,33 +241,46 @@ def test_shopify_orders_create_to_shipping(rt, http, work, sink, tmp_path) -> No
     apply_starter(rt, tmp_path, "shopify-order-to-shipping")
     set_secrets(rt, SHOPIFY_WEBHOOK_SECRET=SHOPIFY_SECRET, SHIPPING_API_URL=sink.url,
                 SHIPPING_API_TOKEN="ship-tok-9")
-    sink.respond("/v2/shipments", Reply(status=201, json={
-        "id": "shp_2087", "tracking_url": "https://track.example.com/shp_2087"}))
+    sink.handler = lambda req: Reply(status=201, json={
+        "id": f"ful_{req.json()['sku']}",
+        "tracking_url": f"https://track.example.com/{req.json()['sku']}"})
     body = raw("shopify/orders_create.json")
     digest = base64.b64encode(hmac.new(SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest())
     headers = {**doc("shopify/orders_create.headers.json"), "Content-Type": "application/json",
                "X-Shopify-Hmac-Sha256": digest.decode()}
     resp = http.post("/hooks/shopify", content=body, headers=headers)
     info = run_event(work, rt, event_of(rt, resp)["event"]["id"])
-    assert step_statuses(info) == {"create_shipment": "succeeded", "remember": "succeeded"}
+    [ex] = info["executions"]
+    assert ex["status"] == "succeeded", ex
+    assert [s["step_id"] for s in ex["steps"] if s["parent_position"] is None] == [
+        "order", "ship_items", "remember"]
 
-    [req] = sink.wait_for(1)
-    assert req.headers["authorization"] == "Bearer ship-tok-9"
-    assert req.json() == {
-        "reference": "acme-widgets.myshopify.com/#2087",
-        "order_id": 5839114522786,
-        "service": "standard",
-        "recipient": {
-            "name": "Kwame Mensah", "company": "TU Berlin", "email": "kwame.mensah@example.com",
-            "phone": "+49 30 3140", "address1": "Straße des 17. Juni 135",
-            "address2": "c/o TU Berlin, Raum H 2036", "city": "Berlin", "postal_code": "10623",
-            "country": "DE",
-        },
-        "weight_grams": 2350,
-        "items": ["WDG-PRO-GRA", "WDG-STAND"],  # the digital warranty ships nothing
+    # one fulfilment per line item that ships (the digital warranty ships nothing)
+    pro, stand = sink.wait_for(2)
+    assert len(sink.requests) == 2
+    assert [r.headers["idempotency-key"] for r in (pro, stand)] == [
+        f"{ex['id']}:fulfil:0", f"{ex['id']}:fulfil:1"]
+    recipient = {
+        "name": "Kwame Mensah", "company": "TU Berlin", "email": "kwame.mensah@example.com",
+        "phone": "+49 30 3140", "address1": "Straße des 17. Juni 135",
+        "address2": "c/o TU Berlin, Raum H 2036", "city": "Berlin", "postal_code": "10623",
+        "country": "DE",
     }
+    for req in (pro, stand):
+        assert req.path == "/v2/fulfillments"
+        assert req.headers["authorization"] == "Bearer ship-tok-9"
+        sent = req.json()
+        assert (sent["reference"], sent["order_id"], sent["service"], sent["items"]) == (
+            "acme-widgets.myshopify.com/#2087", 5839114522786, "standard", 2)
+        assert sent["recipient"] == recipient
+    assert [(r.json()["sku"], r.json()["quantity"], r.json()["weight_grams"], r.json()["item"])
+            for r in (pro, stand)] == [("WDG-PRO-GRA", 2, 1800, 1), ("WDG-STAND", 1, 550, 2)]
+    assert StateStore(rt.db).get("shopify-line-item-14620395176098") == {
+        "order_id": 5839114522786, "sku": "WDG-PRO-GRA", "fulfillment_id": "ful_WDG-PRO-GRA",
+        "tracking_url": "https://track.example.com/WDG-PRO-GRA"}
     assert StateStore(rt.db).get("shopify-order-5839114522786") == {
-        "shipment_id": "shp_2087", "tracking_url": "https://track.example.com/shp_2087"}
+        "reference": "acme-widgets.myshopify.com/#2087",
+        "line_items": [14620395176098, 14620395241634]}
     again = http.post("/hooks/shopify", content=body, headers=headers)  # Shopify's retry
     assert again.status_code == 200 and again.json()["duplicate"] is True
 
@@ -378,8 +395,9 @@ def tg_post(http, update: str):  # type: ignore[no-untyped-def]
 
 
 def test_telegram_updates_through_the_bot(rt, http, work, sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    apply_starter(rt, tmp_path, "telegram-bot")
-    set_secrets(rt, TELEGRAM_API=sink.url, TELEGRAM_TOKEN=TG_TOKEN, TELEGRAM_SECRET=TG_SECRET)
+    apply_starter(rt, tmp_path, "telegram-bot",
+                  {"base_url: https://api.telegram.org": f"base_url: {sink.url}"})
+    set_secrets(rt, TELEGRAM_TOKEN=TG_TOKEN, TELEGRAM_SECRET=TG_SECRET)
     sink.respond(f"/bot{TG_TOKEN}/sendMessage", Reply(json={"ok": True, "result": {}}))
 
     def turn(update: str) -> list[dict]:

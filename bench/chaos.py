@@ -458,7 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     pg_name = f"hookwise_chaos_{os.getpid()}"
     db_url = pg_create(pg_name) if use_pg else f"sqlite:///{tmp / 'hookwise.db'}"
     redis_srv = EmbeddedRedis(tmp / "redis")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWISE_")}
+    # the rig's own settings, but tuning knobs pass through (the CI test shortens the
+    # sweeper's pending threshold)
+    keep = ("HOOKWISE_SWEEP_PENDING_S",)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKWISE_") or k in keep}
     env.update({
         "HOOKWISE_DATA_DIR": str(tmp), "HOOKWISE_DATABASE_URL": db_url,
         "HOOKWISE_REDIS_URL": redis_srv.start(), "HOOKWISE_SECRET_KEY": "chaos",

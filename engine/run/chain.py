@@ -30,6 +30,7 @@ from sqlmodel import Session, select
 from engine.actions import ACTIONS, StepContext
 from engine.actions.emit import emit_event
 from engine.actions.webhook import destination_url
+from engine.broker import deferred
 from engine.broker import queue as q
 from engine.errors import ActionError, QueueError
 from engine.ids import utcnow
@@ -520,6 +521,7 @@ class ChainRunner:
         self.record.set_execution(ex.id, ExecutionStatus.waiting)
         try:
             q.enqueue_execution(self.rt.queue, ex.id, delay_s=delay)
-        except QueueError as exc:
-            log.warning("%s; the sweeper will pick execution %s up", exc, ex.id)
+        except QueueError as exc:  # queued again from this process once Redis answers
+            deferred.defer(ex.id, delay)
+            log.warning("%s; execution %s is queued again when Redis is back", exc, ex.id)
         return Outcome.WAITING

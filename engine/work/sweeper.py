@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -46,6 +46,8 @@ STALE_RUNNING_AFTER_S = JOB_TIMEOUT_S + 60.0
 OVERDUE_WAITING_AFTER_S = 60.0
 IDLE_EXECUTION_AFTER_S = 60.0
 SWEEP_INTERVAL_S = 5.0
+ORPHAN_OVERDUE_S = 5.0  # a waiting step this overdue, its worker dead: queue it again
+ORPHAN_REQUEUE_S = 60
 DEAD_GRACE_S = 2.0  # a step claimed this recently may belong to a worker just starting
 BATCH = 500
 LOCK_KEY = "hookwise:sweeper"
@@ -239,7 +241,7 @@ def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
                 execs.c.id.not_in(in_flight),
             ).limit(BATCH)
         ).scalars().all()
-    ids = ({eid for _, eid, _ in stale} - failed) | set(idle)
+    ids = ({eid for _, eid, _ in stale} - failed) | set(idle) | orphaned_turns(rt, now)
     for ex_id in sorted(ids):
         enqueue_execution(rt.queue, ex_id)
     report.executions = len(ids)
@@ -248,6 +250,31 @@ def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
     except Exception as exc:
         log.warning("sweeper: could not prune rejected requests: %s", exc)
     return report
+
+
+def orphaned_turns(rt: Runtime, now: datetime) -> set[str]:
+    """Executions whose waiting step is overdue and was left by a worker that is gone:
+    it may have died holding the turn in memory (Redis was away when it scheduled it,
+    engine.broker.deferred), so its job may never have existed. Queued again without
+    waiting for the idle threshold, each at most once per ORPHAN_REQUEUE_S."""
+    steps = StepRun.__table__  # type: ignore[attr-defined]
+    with rt.db.connect() as conn:
+        overdue = conn.execute(
+            select(steps.c.execution_id, steps.c.claimed_by).where(
+                steps.c.status == StepStatus.waiting.value,
+                steps.c.next_attempt_at < now - timedelta(seconds=ORPHAN_OVERDUE_S),
+                steps.c.claimed_by.is_not(None),
+            ).limit(BATCH)
+        ).all()
+    if not overdue:
+        return set()
+    living = liveness.alive(rt.redis, (r.claimed_by for r in overdue))
+    out = set()
+    for r in overdue:
+        if r.claimed_by not in living and rt.redis.set(
+                f"{LOCK_KEY}:orphan:{r.execution_id}", "1", nx=True, ex=ORPHAN_REQUEUE_S):
+            out.add(r.execution_id)
+    return out
 
 
 def start_background(rt: Runtime, interval_s: float = SWEEP_INTERVAL_S) -> threading.Event:

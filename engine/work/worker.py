@@ -19,7 +19,7 @@ from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from engine import runtime
-from engine.broker import liveness
+from engine.broker import deferred, liveness
 from engine.run.chain import ChainRunner
 from engine.run.dispatch import Dispatcher, Work
 from engine.runtime import STOP_DELIVERY_S, Runtime
@@ -28,7 +28,13 @@ from engine.work import sweeper
 log = logging.getLogger(__name__)
 
 SCHEDULER_INTERVAL_S = 1  # whole seconds: RQ derives its lock TTL from it
-LOCK_RETRY_S = 15.0  # a dead worker's scheduler lock lapses after ~60 s
+LOCK_RETRY_S = 2.0  # how often a worker without the scheduler lock tries for it
+# RQ keeps its scheduler lock for interval + 60 s: a SIGKILLed worker's lock would hold
+# every due retry and delay back for a minute. The holder shortens it after each
+# heartbeat (only while it still owns it), so another worker takes over within this.
+SCHEDULER_LOCK_TTL_S = 10
+_SHORTEN_LOCK = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                 "return redis.call('expire', KEYS[1], ARGV[2]) end return 0")
 RESTART_AFTER_S = (0.5, 5.0)  # first and longest pause before the loop starts again
 BURST_POLL_S = 0.05
 
@@ -108,11 +114,16 @@ def start_scheduler(rt: Runtime) -> threading.Event:
         last_try = 0.0
         while not stop.wait(SCHEDULER_INTERVAL_S):
             try:
+                if deferred.pending():  # turns this process could not queue (Redis away)
+                    deferred.flush(rt.queue)
                 if not sched.acquired_locks and time.monotonic() - last_try > LOCK_RETRY_S:
                     last_try = time.monotonic()
                     sched.acquire_locks()
                 if sched.acquired_locks:
                     sched.heartbeat()
+                    for name in sched.acquired_locks:
+                        rt.redis.eval(_SHORTEN_LOCK, 1, sched.get_locking_key(name), sched.name,
+                                      SCHEDULER_LOCK_TTL_S)
                     sched.enqueue_scheduled_jobs()
             except Exception as exc:  # Redis away: try again next tick
                 log.warning("scheduler: %s", exc)

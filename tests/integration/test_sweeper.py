@@ -110,3 +110,64 @@ def test_a_worker_that_lost_its_step_does_not_overwrite_it(rt, client, tmp_path,
         two = s.exec(select(StepRun).where(StepRun.step_id == "two")).one()
     assert (one.status, one.claimed_by) == ("running", "another-worker")  # left to it
     assert two.status == "pending" and [r.path for r in sink.requests] == ["/one"]
+
+
+def _wait_step_two(rt, *, claimed_by: str, overdue_s: float) -> str:  # type: ignore[no-untyped-def]
+    """Step two left waiting (its retry due ``overdue_s`` ago) by ``claimed_by``, with no
+    job anywhere: the turn that worker held in memory died with it."""
+    with Session(rt.db) as s:
+        ex = s.exec(select(Execution)).one()
+        two = s.exec(select(StepRun).where(StepRun.step_id == "two")).one()
+    with rt.db.begin() as c:
+        c.execute(update(StepRun).where(StepRun.id == two.id).values(
+            status="waiting", claimed_by=claimed_by, finished_at=None,
+            next_attempt_at=utcnow() - timedelta(seconds=overdue_s)))
+        c.execute(update(Execution).where(Execution.id == ex.id).values(
+            status="waiting", updated_at=utcnow()))
+    return ex.id
+
+
+def test_a_turn_left_by_a_dead_worker_is_queued_without_the_idle_wait(  # type: ignore[no-untyped-def]
+        rt, client, tmp_path, sink, work):
+    from engine.broker import liveness
+
+    apply_paths(rt.catalog, [rule_file(tmp_path, sink)])
+    client.post("/hooks/s", json={})
+    work()
+    assert len(sink.requests) == 2
+    liveness.beat(rt.redis, "alive-worker")
+    _wait_step_two(rt, claimed_by="alive-worker", overdue_s=10)
+    assert sweep(rt).executions == 0  # its worker lives: it still has the turn
+    _wait_step_two(rt, claimed_by="dead-worker", overdue_s=2)
+    assert sweep(rt).executions == 0  # barely overdue: the scheduler may be on its way
+    ex_id = _wait_step_two(rt, claimed_by="dead-worker", overdue_s=10)
+    assert sweep(rt).executions == 1  # updated a moment ago: not for the idle threshold
+    assert sweep(rt).executions == 0  # queued once, not at every pass
+    work()
+    assert [r.path for r in sink.requests] == ["/one", "/two", "/two"]
+    with Session(rt.db) as s:
+        assert s.get(Execution, ex_id).status == "succeeded"
+
+
+def test_a_retry_scheduled_while_redis_is_away_is_queued_when_it_answers(  # type: ignore[no-untyped-def]
+        rt, env):
+    from rq.registry import ScheduledJobRegistry
+
+    from engine.broker import deferred
+
+    down = Runtime(Settings.from_env(
+        {**env, "HOOKWISE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}))
+    deferred.defer("exe_later", 30)
+    deferred.defer("exe_now", 0)
+    deferred.defer("exe_now", 5)  # the earliest turn wins
+    try:
+        assert deferred.flush(down.queue) == 0  # still away: kept
+        assert deferred.pending() == 2
+    finally:
+        down.close()
+    assert deferred.flush(rt.queue) == 2
+    assert deferred.pending() == 0
+    queued = [rt.queue.fetch_job(j).args for j in rt.queue.job_ids]
+    scheduled = ScheduledJobRegistry(queue=rt.queue)
+    later = [rt.queue.fetch_job(j).args for j in scheduled.get_job_ids()]
+    assert queued == [["exe_now"]] and later == [["exe_later"]]  # (JSON: lists)

@@ -4,6 +4,7 @@ one worker SIGKILLed and one Redis restart, against a sink failing 30% of calls.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ def test_small_chaos_run_loses_nothing(tmp_path: Path) -> None:
          "--redis-restarts", "1", "--workers", "3", "--drain-timeout", "180",
          "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240,
+        # events stored while Redis was down are re-queued after 5 s, not 30 s
+        env={**os.environ, "HOOKWISE_SWEEP_PENDING_S": "5"},
     )
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())

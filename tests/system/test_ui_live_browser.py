@@ -73,6 +73,7 @@ def test_the_event_page_shows_a_retry_finishing_without_a_reload(logged_in, live
     sink.respond("/bad", Reply(json={"ok": True}))
     page.get_by_role("button", name="Retry from failed step").click()
     expect(page.get_by_role("alert")).to_contain_text("Retrying “fwd” from its failed step")
+    page.wait_for_load_state("load")  # the retry's own page load ends before we count
     loads = []
     page.on("load", lambda: loads.append(1))
     work(until=lambda: status_of(rt, event_id) == "succeeded")

@@ -1,0 +1,52 @@
+"""Executions whose next turn could not be queued because Redis was away.
+
+A chain that schedules a retry or a delay while Redis does not answer keeps the
+execution id here, in its own process, and the worker's scheduler thread queues it
+again (``flush``) on its first tick with Redis back: a blip of Redis costs the retry
+about a second, not the sweeper's idle threshold. If the process dies first, the
+sweeper still finds the execution (it is ``waiting`` in the database), so nothing kept
+here is the only record of anything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rq import Queue
+
+from engine.broker.queue import enqueue_execution
+from engine.errors import QueueError
+
+_lock = threading.Lock()
+_due: dict[str, float] = {}  # execution id -> when its turn is due (time.time())
+
+
+def defer(execution_id: str, delay_s: float) -> None:
+    """Remember that ``execution_id`` must run in ``delay_s``; the earliest wins."""
+    due = time.time() + max(0.0, delay_s)
+    with _lock:
+        _due[execution_id] = min(due, _due.get(execution_id, due))
+
+
+def pending() -> int:
+    with _lock:
+        return len(_due)
+
+
+def flush(queue: Queue) -> int:
+    """Queue what was deferred, each with what is left of its delay; stops at the first
+    Redis error (still away: the next tick tries again). Answers how many were queued."""
+    with _lock:
+        items = sorted(_due.items(), key=lambda kv: kv[1])
+    queued = 0
+    for execution_id, due in items:
+        try:
+            enqueue_execution(queue, execution_id, delay_s=max(0.0, due - time.time()))
+        except QueueError:
+            break
+        with _lock:
+            if _due.get(execution_id) == due:
+                del _due[execution_id]
+        queued += 1
+    return queued

@@ -37,6 +37,7 @@ _SHORTEN_LOCK = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
                  "return redis.call('expire', KEYS[1], ARGV[2]) end return 0")
 RESTART_AFTER_S = (0.5, 5.0)  # first and longest pause before the loop starts again
 BURST_POLL_S = 0.05
+PUBSUB_POLL_S = 0.5  # how long a stopping worker may wait for its command listener
 
 
 class HookwiseWorker(SimpleWorker):
@@ -66,6 +67,17 @@ class HookwiseWorker(SimpleWorker):
     def request_stop(self, signum, frame) -> None:  # type: ignore[no-untyped-def]
         self.stop_requested = True
         super().request_stop(signum, frame)
+
+    def subscribe(self) -> None:
+        """RQ's, listening in PUBSUB_POLL_S slices instead of 60 s. redis-py 8's
+        ``PubSubWorkerThread.stop()`` waits for the listening thread to end, and when the
+        thread had already read the unsubscribe reply it sat in ``get_message(timeout=60)``:
+        every worker stop (a deploy's SIGTERM, a test's burst run) could hang a minute."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_POLL_S, daemon=True,
+            exception_handler=self._pubsub_exception_handler)
 
     def teardown(self) -> None:
         try:

@@ -36,3 +36,24 @@ def test_the_scheduler_lock_is_held_briefly_and_taken_over_after_a_death(rt) -> 
             time.sleep(0.1)
     finally:
         other.set()
+
+
+def test_a_stopping_worker_does_not_wait_a_minute_for_its_command_listener(rt) -> None:  # type: ignore[no-untyped-def]
+    """RQ listens for worker commands with get_message(timeout=60), and redis-py 8's
+    stop() waits for that thread: once the listener had read the unsubscribe reply, a
+    worker's teardown hung for a minute (seen as 60 s tests in CI)."""
+    import threading
+
+    from engine.work.worker import make_worker
+
+    worker = make_worker(rt)
+    worker.subscribe()
+    time.sleep(0.2)
+    worker.pubsub.unsubscribe()
+    time.sleep(0.5)  # the listener reads the reply, then waits for the next message
+    stopper = threading.Thread(target=worker.unsubscribe, daemon=True)
+    began = time.monotonic()
+    stopper.start()
+    stopper.join(timeout=5)
+    assert not stopper.is_alive(), "the worker's listener held its stop up"
+    assert time.monotonic() - began < 2

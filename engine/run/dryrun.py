@@ -179,9 +179,16 @@ def _preview_block(rule: CompiledRule, step: CompiledStep, view: dict[str, Any],
         return preview
     preview.rendered = {"items": items, "count": len(items)}
     preview.items = []
+    per_item: list[dict[str, Any]] = []
+    before = dict(outputs)
     for i in range(len(items)):
         names = flow.loop_names(step, items, i)
         inner = flow.Scope(items=scope.items + (i,), names={**scope.names, **names})
-        preview.items.append(_preview_list(rule, step.body, view, outputs, inner, state))
-    outputs[step.id] = Unknown(f"steps.{step.id}")
+        item_outputs = dict(before)
+        preview.items.append(_preview_list(rule, step.body, view, item_outputs, inner, state))
+        per_item.append({k: v for k, v in item_outputs.items()
+                         if k not in before or item_outputs[k] is not before[k]})
+        outputs.update(per_item[-1])  # as in a run: the last item's, for the steps after
+    # as a run records it (engine.run.chain): each item's results by step id
+    outputs[step.id] = {"items": per_item, "count": len(items)}
     return preview

@@ -326,6 +326,27 @@ def test_dry_run_shows_the_tree(api):  # type: ignore[no-untyped-def]
         ["http://127.0.0.1:9/p/0"], ["http://127.0.0.1:9/q/1"]]
 
 
+
+def test_a_dry_run_gives_the_steps_after_a_foreach_its_items_results(api):  # type: ignore[no-untyped-def]
+    """As in a run, steps.<foreach>.items holds each item's results by step id, and
+    the steps inside are seen after it (the last item's)."""
+    assert api.post("/api/v1/sources", json={"slug": "s"}).status_code == 201
+    rule = {"name": "collect", "source": "s", "actions": [
+        {"id": "each", "type": "foreach", "items": "$.body.lines[*]", "as": "line",
+         "steps": [{"id": "price", "type": "set",
+                    "values": {"total": "{{ line.qty * line.unit }}"}}]},
+        {"id": "sum", "type": "set", "values": {
+            "totals": "{{ steps.each['items'] | map(attribute='price') "
+                      "| map(attribute='total') | list }}",
+            "count": "{{ steps.each.count }}", "last": "{{ steps.price.total }}"}}]}
+    body = {"lines": [{"qty": 2, "unit": 5}, {"qty": 1, "unit": 7}]}
+    resp = api.post("/api/v1/rules/test", json={"rule": rule, "event": {"body": body}})
+    assert resp.status_code == 200, resp.get_json()
+    each, total = resp.get_json()["steps"]
+    assert total.get("error") is None, total
+    assert total["rendered"]["values"] == {"totals": [10, 7], "count": 2, "last": 7}
+
+
 EMIT = """
 sources: [{{slug: push}}, {{slug: deploys}}]
 rules:

@@ -42,7 +42,7 @@ def test_test_on_sample_shows_the_case_and_each_item(logged_in, live_server, rt)
         {"status": "paid", "items": [{"sku": "A-1"}, {"sku": "B-2"}]}))
     page.get_by_role("button", name="Test on sample").click()
     result = page.locator("#rb-result")
-    result.locator(".rb-banner.rb-pass").wait_for()
+    result.locator(".rb-banner.rb-pass").wait_for(timeout=30_000)  # a loaded CI machine
     assert "case paid runs" in result.locator(".rb-case").inner_text()
     text = result.inner_text()
     assert "2 items" in text and "item 0" in text and "item 1" in text
@@ -136,7 +136,7 @@ def test_build_a_branch_holding_a_foreach_in_the_form(  # type: ignore[no-untype
     # Test on sample shows the tree
     page.get_by_role("button", name="Test on sample").click()
     result = page.locator("#rb-result")
-    result.locator(".rb-banner.rb-pass").wait_for()
+    result.locator(".rb-banner.rb-pass").wait_for(timeout=30_000)  # a loaded CI machine
     assert "case paid runs" in result.locator(".rb-case").inner_text()
     rendered = result.locator(".rb-item .rb-rendered")
     assert rendered.count() == 2

@@ -134,7 +134,7 @@ def test_build_test_save_and_run_a_rule(logged_in, live_server, rt, sink, smtp, 
     # Test: per-condition verdicts and rendered steps, nothing sent
     page.get_by_role("button", name="Test on sample").click()
     result = page.locator("#rb-result")
-    result.locator(".rb-banner.rb-pass").wait_for()
+    result.locator(".rb-banner.rb-pass").wait_for(timeout=30_000)  # a loaded CI machine
     assert "Matches" in result.locator(".rb-banner").inner_text()
     assert "rb-fail" in (cond(page, "when.any[0]").get_attribute("class") or "")
     assert "rb-pass" in (cond(page, "when.any[1]").get_attribute("class") or "")

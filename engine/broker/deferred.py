@@ -19,34 +19,39 @@ from engine.broker.queue import enqueue_execution
 from engine.errors import QueueError
 
 _lock = threading.Lock()
-_due: dict[str, float] = {}  # execution id -> when its turn is due (time.time())
+# (queue name, execution id) -> when its turn is due (time.time()); keyed by queue so a
+# process with several runtimes (tests) flushes each turn onto the queue it belongs to
+_due: dict[tuple[str, str], float] = {}
 
 
-def defer(execution_id: str, delay_s: float) -> None:
-    """Remember that ``execution_id`` must run in ``delay_s``; the earliest wins."""
+def defer(queue: Queue, execution_id: str, delay_s: float) -> None:
+    """Remember that ``execution_id`` must run on ``queue`` in ``delay_s``; the earliest
+    turn wins."""
     due = time.time() + max(0.0, delay_s)
+    key = (queue.name, execution_id)
     with _lock:
-        _due[execution_id] = min(due, _due.get(execution_id, due))
+        _due[key] = min(due, _due.get(key, due))
 
 
-def pending() -> int:
+def pending(queue: Queue) -> int:
     with _lock:
-        return len(_due)
+        return sum(1 for name, _ in _due if name == queue.name)
 
 
 def flush(queue: Queue) -> int:
     """Queue what was deferred, each with what is left of its delay; stops at the first
     Redis error (still away: the next tick tries again). Answers how many were queued."""
     with _lock:
-        items = sorted(_due.items(), key=lambda kv: kv[1])
+        items = sorted(((k, due) for k, due in _due.items() if k[0] == queue.name),
+                       key=lambda kv: kv[1])
     queued = 0
-    for execution_id, due in items:
+    for key, due in items:
         try:
-            enqueue_execution(queue, execution_id, delay_s=max(0.0, due - time.time()))
+            enqueue_execution(queue, key[1], delay_s=max(0.0, due - time.time()))
         except QueueError:
             break
         with _lock:
-            if _due.get(execution_id) == due:
-                del _due[execution_id]
+            if _due.get(key) == due:
+                del _due[key]
         queued += 1
     return queued

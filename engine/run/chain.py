@@ -522,6 +522,6 @@ class ChainRunner:
         try:
             q.enqueue_execution(self.rt.queue, ex.id, delay_s=delay)
         except QueueError as exc:  # queued again from this process once Redis answers
-            deferred.defer(ex.id, delay)
+            deferred.defer(self.rt.queue, ex.id, delay)
             log.warning("%s; execution %s is queued again when Redis is back", exc, ex.id)
         return Outcome.WAITING

@@ -126,7 +126,7 @@ def start_scheduler(rt: Runtime) -> threading.Event:
         last_try = 0.0
         while not stop.wait(SCHEDULER_INTERVAL_S):
             try:
-                if deferred.pending():  # turns this process could not queue (Redis away)
+                if deferred.pending(rt.queue):  # turns this process could not queue (Redis away)
                     deferred.flush(rt.queue)
                 if not sched.acquired_locks and time.monotonic() - last_try > LOCK_RETRY_S:
                     last_try = time.monotonic()

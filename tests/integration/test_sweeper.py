@@ -157,16 +157,17 @@ def test_a_retry_scheduled_while_redis_is_away_is_queued_when_it_answers(  # typ
 
     down = Runtime(Settings.from_env(
         {**env, "HOOKWISE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}))
-    deferred.defer("exe_later", 30)
-    deferred.defer("exe_now", 0)
-    deferred.defer("exe_now", 5)  # the earliest turn wins
+    assert down.queue.name == rt.queue.name  # the same queue, its Redis away
+    deferred.defer(down.queue, "exe_later", 30)
+    deferred.defer(down.queue, "exe_now", 0)
+    deferred.defer(down.queue, "exe_now", 5)  # the earliest turn wins
     try:
         assert deferred.flush(down.queue) == 0  # still away: kept
-        assert deferred.pending() == 2
+        assert deferred.pending(rt.queue) == 2
     finally:
         down.close()
     assert deferred.flush(rt.queue) == 2
-    assert deferred.pending() == 0
+    assert deferred.pending(rt.queue) == 0
     queued = [rt.queue.fetch_job(j).args for j in rt.queue.job_ids]
     scheduled = ScheduledJobRegistry(queue=rt.queue)
     later = [rt.queue.fetch_job(j).args for j in scheduled.get_job_ids()]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import Session, select
 
 from rules.schema import parse_rule, parse_source
 
@@ -193,3 +194,56 @@ def test_build_a_branch_holding_a_foreach_in_the_form(  # type: ignore[no-untype
     reqs = sink.wait_for(2)
     assert [r.path for r in reqs] == ["/ship/A-1", "/ship/B-2"]
     assert [r.json() for r in reqs] == [{"n": 0, "order": "paid"}, {"n": 1, "order": "paid"}]
+
+
+def test_build_an_emit_step_and_a_set_step_in_the_form(  # type: ignore[no-untyped-def]
+        logged_in, live_server, rt, sink, work) -> None:
+    """The emit block in the form: its Source box offers this instance's sources, its
+    body is JSON with templates; saved, a webhook raises the new event on that source,
+    linked to its parent, and the rule there sees the values a set step computed."""
+    from engine.store.models import Event
+
+    page = logged_in
+    rt.catalog.save([parse_source({"slug": "push"}), parse_source({"slug": "deploys"})], [])
+    rt.catalog.save([], [parse_rule({
+        "name": "deploy", "source": "deploys",
+        "actions": [{"id": "go", "type": "webhook", "url": f"{sink.url}/deploy",
+                     "json": {"repo": "{{ body.repo }}", "parent": "{{ event.parent_id }}"}}]})])
+    page.goto(f"{live_server}/rules/new?source=push")
+    page.wait_for_function("() => window.hookwiseBuilder !== undefined")
+    if page.evaluate("() => window.hookwiseBuilder.toSpec().actions.length"):
+        page.get_by_role("button", name="Remove step 1").click()
+    page.get_by_label("Name", exact=True).fill("on-push")
+
+    page.locator("#rb-new-step").select_option("set")
+    page.locator("#rb-add-step").click()
+    vars_ = _in(page, "actions[0]")
+    vars_.locator(".rb-kv-row input").nth(0).fill("repo")
+    vars_.locator(".rb-kv-row input").nth(1).fill("{{ body.repository | upper }}")
+
+    page.locator("#rb-new-step").select_option("emit")
+    page.locator("#rb-add-step").click()
+    emit = _in(page, "actions[1]")
+    offered = page.locator("#rb-sources option").evaluate_all("os => os.map(o => o.value)")
+    assert {"push", "deploys"} <= set(offered)
+    assert emit.get_by_label("Source", exact=True).get_attribute("list") == "rb-sources"
+    emit.get_by_label("Source", exact=True).fill("deploys")
+    # the set step's value is offered as a chip to the step after it
+    assert emit.get_by_role("button", name="Insert steps.vars.repo", exact=True).count() == 1
+    emit.get_by_label("JSON to send").fill('{"repo": "{{ steps.vars.repo }}"}')
+    page.get_by_role("button", name="Save rule").click()
+    page.get_by_text("Created rule on-push").wait_for()
+    row = rt.catalog.get_rule("on-push")
+    assert row is not None
+    assert [a["type"] for a in row.spec["actions"]] == ["set", "emit"]
+    assert row.spec["actions"][1]["source"] == "deploys"
+
+    resp = httpx.post(f"{live_server}/hooks/push", json={"repository": "hookwise"})
+    assert resp.status_code == 202, resp.text
+    parent = resp.json()["event_id"]
+    work(until=lambda: len(sink.requests) >= 1)
+    [req] = sink.wait_for(1)
+    assert req.json() == {"repo": "HOOKWISE", "parent": parent}
+    with Session(rt.db) as s:
+        child = s.exec(select(Event).where(Event.source == "deploys")).one()
+    assert child.parent_id == parent

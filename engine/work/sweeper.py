@@ -34,14 +34,12 @@ from engine.broker.queue import JOB_TIMEOUT_S, enqueue_event, enqueue_execution
 from engine.errors import QueueError
 from engine.ids import utcnow
 from engine.runtime import Runtime
-from engine.settings import DEFAULT_SWEEP_PENDING_S
 from engine.store import rejections
 from engine.store import statements as sql
 from engine.store.models import Event, EventStatus, Execution, ExecutionStatus, StepRun, StepStatus
 
 log = logging.getLogger(__name__)
 
-PENDING_EVENT_AFTER_S = float(DEFAULT_SWEEP_PENDING_S)  # HOOKWISE_SWEEP_PENDING_S
 STALE_RUNNING_AFTER_S = JOB_TIMEOUT_S + 60.0
 OVERDUE_WAITING_AFTER_S = 60.0
 IDLE_EXECUTION_AFTER_S = 60.0
@@ -133,12 +131,15 @@ def requeue_orphans(rt: Runtime) -> int:
     return n
 
 
-def sweep(rt: Runtime, *, pending_after_s: float = PENDING_EVENT_AFTER_S,
+def sweep(rt: Runtime, *, pending_after_s: float | None = None,
           stale_after_s: float = STALE_RUNNING_AFTER_S,
           overdue_after_s: float = OVERDUE_WAITING_AFTER_S,
           idle_after_s: float = IDLE_EXECUTION_AFTER_S) -> SweepReport:
     """One pass. Raises QueueError when Redis is still unreachable (nothing is lost:
-    the rows stay as they are for the next pass)."""
+    the rows stay as they are for the next pass). ``pending_after_s``: the settings'
+    ``HOOKWISE_SWEEP_PENDING_S`` unless given."""
+    if pending_after_s is None:
+        pending_after_s = float(rt.settings.sweep_pending_s)
     now = utcnow()
     report = SweepReport(orphan_jobs=requeue_orphans(rt))
     events = Event.__table__  # type: ignore[attr-defined]
@@ -287,7 +288,7 @@ def start_background(rt: Runtime, interval_s: float = SWEEP_INTERVAL_S) -> threa
             try:
                 if not rt.redis.set(LOCK_KEY, "1", nx=True, ex=max(int(interval_s) - 1, 1)):
                     continue
-                report = sweep(rt, pending_after_s=float(rt.settings.sweep_pending_s))
+                report = sweep(rt)
                 if report.total:
                     log.warning("sweeper re-queued %s", report)
             except QueueError as exc:

@@ -37,6 +37,7 @@ from engine.store.queries import get_event
 from tests.integration.test_starters import (
     STARTERS,
     apply_starter,
+    fulfilments,
     run_event,
     set_secrets,
     step_statuses,
@@ -256,10 +257,7 @@ def test_shopify_orders_create_to_shipping(rt, http, work, sink, tmp_path) -> No
         "order", "ship_items", "remember"]
 
     # one fulfilment per line item that ships (the digital warranty ships nothing)
-    pro, stand = sink.wait_for(2)
-    assert len(sink.requests) == 2
-    assert [r.headers["idempotency-key"] for r in (pro, stand)] == [
-        f"{ex['id']}:fulfil:0", f"{ex['id']}:fulfil:1"]
+    pro, stand = fulfilments(sink, ex, 2)
     recipient = {
         "name": "Kwame Mensah", "company": "TU Berlin", "email": "kwame.mensah@example.com",
         "phone": "+49 30 3140", "address1": "Straße des 17. Juni 135",

@@ -386,6 +386,16 @@ def item_rows(info: dict) -> list[tuple]:
                   if s["parent_position"] == block["position"])
 
 
+def fulfilments(sink, ex: dict, count: int) -> list:  # type: ignore[no-untyped-def]
+    """The fulfilment calls of execution ``ex``: exactly ``count``, in item order, each
+    with the Idempotency-Key that names its item."""
+    calls = sink.wait_for(count)
+    assert len(sink.requests) == count
+    assert [r.headers["idempotency-key"] for r in calls] == [
+        f"{ex['id']}:fulfil:{i}" for i in range(count)]
+    return calls
+
+
 def test_shopify_order_to_shipping(rt, client, api, work, sink, tmp_path) -> None:  # type: ignore[no-untyped-def]
     apply_starter(rt, tmp_path, "shopify-order-to-shipping")
     set_secrets(rt, SHOPIFY_WEBHOOK_SECRET=SHOPIFY_SECRET, SHIPPING_API_URL=sink.url + "/ship",
@@ -410,10 +420,7 @@ def test_shopify_order_to_shipping(rt, client, api, work, sink, tmp_path) -> Non
                                (1, "fulfil", "succeeded"), (1, "remember_item", "succeeded")]
 
     # one fulfilment call per shippable line item, in order, each with its own key
-    mug, tee = sink.wait_for(2)
-    assert len(sink.requests) == 2
-    assert [r.headers["idempotency-key"] for r in (mug, tee)] == [
-        f"{ex['id']}:fulfil:0", f"{ex['id']}:fulfil:1"]
+    mug, tee = fulfilments(sink, ex, 2)
     recipient = {
         "name": "Ada Lovelace", "company": "", "email": "ada@example.com",
         "phone": "+44 20 7946 0018", "address1": "12 St James's Square", "address2": "",
